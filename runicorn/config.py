@@ -1,0 +1,213 @@
+"""Layered settings: defaults < user < `.runicorn.yaml` < `.runicorn/config.local.yaml` < RUNICORN_* env.
+
+Every key is declared in KEYS with its type; a key that is not declared is an error naming it.
+Remote settings live under `remote.<name>.<option>` and are checked against REMOTE_OPTIONS.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from runicorn.errors import ConfigError, UnknownConfigKeyError
+
+PROJECT_FILE = ".runicorn.yaml"
+LOCAL_FILE = ".runicorn/config.local.yaml"
+MAX_CONFIG_BYTES = 1 << 20
+LINK_TYPES = ("reflink", "hardlink", "symlink", "copy")
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true/false, got {value!r}")
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"expected an integer, got {value!r}")
+    return int(value)
+
+
+def _float(value: Any) -> float:
+    return float(value)
+
+
+def _str(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        raise ValueError(f"expected a string, got {value!r}")
+    return "" if value is None else str(value)
+
+
+def _links(value: Any) -> list[str]:
+    items = value if isinstance(value, list) else [v.strip() for v in str(value).split(",")]
+    for item in items:
+        if item not in LINK_TYPES:
+            raise ValueError(f"unknown link type {item!r} (choose from {', '.join(LINK_TYPES)})")
+    if not items:
+        raise ValueError("at least one link type is needed")
+    return list(items)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> float:
+    """'90', '30m', '2h', '7d' → seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"expected a duration such as 30m, 2h or 7d, got {value!r}")
+    return float(match.group(1)) * _UNIT[match.group(2)]
+
+
+def _duration(value: Any) -> str:
+    parse_duration(value)
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Key:
+    default: Any
+    parse: Callable[[Any], Any]
+    help: str
+
+
+KEYS: dict[str, Key] = {
+    "core.remote": Key("", _str, "name of the default remote"),
+    "core.lock_timeout": Key(60.0, _float, "seconds a writing command waits for the repository lock"),
+    "core.jobs": Key(0, _int, "parallel hashing/linking workers (0 = number of CPUs)"),
+    "core.autostage": Key(False, _bool, "stage written pointers and manifests in git"),
+    "core.memo": Key(True, _bool, "use the stat memo to skip re-hashing unchanged files"),
+    "cache.dir": Key(".runicorn/cache", _str, "where objects live (relative to the repo root)"),
+    "cache.link": Key(["reflink", "hardlink", "copy"], _links, "link types to try, in order"),
+    "gc.grace_period": Key("1h", _duration, "objects younger than this are never collected"),
+    "viewer.host": Key("127.0.0.1", _str, "address the viewer binds to"),
+    "viewer.port": Key(23300, _int, "port the viewer listens on"),
+}
+
+REMOTE_OPTIONS: dict[str, Callable[[Any], Any]] = {
+    "url": _str, "endpoint_url": _str, "region": _str, "profile": _str, "user": _str,
+    "port": _int, "keyfile": _str, "jobs": _int, "access_key_id": _str,
+    "secret_access_key": _str, "password": _str,
+}
+SECRET_REMOTE_OPTIONS = {"access_key_id", "secret_access_key", "password"}
+
+
+def user_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "runicorn" / "config.yaml"
+
+
+def _flatten(data: Any, source: str, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at {prefix or 'top level'}; fix the file")
+    flat: dict[str, Any] = {}
+    for name, value in data.items():
+        key = f"{prefix}{name}"
+        is_remote_group = key == "remote" or (key.startswith("remote.") and key.count(".") == 1)
+        if isinstance(value, dict) and (key in ("core", "cache", "gc", "viewer") or is_remote_group):
+            flat.update(_flatten(value, source, key + "."))
+        else:
+            flat[key] = validate(key, value, source)
+    return flat
+
+
+def validate(key: str, value: Any, source: str = "the command line") -> Any:
+    """Parse one value for KEY; raises UnknownConfigKeyError / ConfigError naming the key."""
+    parts = key.split(".")
+    if len(parts) == 3 and parts[0] == "remote":
+        parse = REMOTE_OPTIONS.get(parts[2])
+    else:
+        parse = KEYS[key].parse if key in KEYS else None
+    if parse is None:
+        raise UnknownConfigKeyError(key, source)
+    try:
+        return parse(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"bad value for {key} in {source}: {exc}") from None
+
+
+def load_file(path: Path) -> dict[str, Any]:
+    """Read one YAML config file into flat, validated keys. A missing file is empty."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path} is larger than {MAX_CONFIG_BYTES} bytes; it is not a Runicorn config")
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML ({str(exc).splitlines()[0]}); fix the file") from None
+    return _flatten(data or {}, str(path))
+
+
+def _from_env() -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key in KEYS:
+        env = "RUNICORN_" + key.replace(".", "_").upper()
+        if env in os.environ:
+            flat[key] = validate(key, os.environ[env], f"${env}")
+    return flat
+
+
+class Config:
+    """Effective settings of one repository (or of no repository: root=None)."""
+
+    def __init__(self, root: Path | None):
+        self.root = root
+        self.layers: list[tuple[str, dict[str, Any]]] = [("user", load_file(user_config_path()))]
+        if root is not None:
+            self.layers.append(("project", load_file(root / PROJECT_FILE)))
+            self.layers.append(("local", load_file(root / LOCAL_FILE)))
+        self.layers.append(("env", _from_env()))
+        self.values: dict[str, Any] = {k: v.default for k, v in KEYS.items()}
+        for _, layer in self.layers:
+            self.values.update(layer)
+
+    def get(self, key: str) -> Any:
+        if key in self.values:
+            return self.values[key]
+        parts = key.split(".")
+        if not (len(parts) == 3 and parts[0] == "remote" and parts[2] in REMOTE_OPTIONS):
+            raise UnknownConfigKeyError(key, "the command line")
+        raise ConfigError(f"config key {key} is not set; set it with `runicorn config set {key} VALUE`")
+
+    def origin(self, key: str) -> str:
+        found = "default"
+        for name, layer in self.layers:
+            if key in layer:
+                found = name
+        return found
+
+    def remotes(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for key, value in self.values.items():
+            if key.startswith("remote."):
+                _, name, option = key.split(".", 2)
+                out.setdefault(name, {})[option] = value
+        return out
+
+
+def nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """Flat dotted keys → the nested mapping written to YAML files."""
+    nested: dict[str, Any] = {}
+    for key, value in sorted(flat.items()):
+        node = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return nested

@@ -1,0 +1,171 @@
+"""`runicorn add` / `runicorn commit`: hash → cache → link back → flush → pointer → .gitignore.
+
+Crash-safe ordering: objects (file content, then manifests) are written first and flushed to
+disk in one batched step; only then are pointers written (atomically) and .gitignore updated.
+A command killed at any point leaves every pointer naming objects that exist; rerunning it
+finishes the job.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runicorn.core.events import NULL, Reporter
+from runicorn.core.repo import Repo
+from runicorn.core.workspace import FileState, Snapshot, snapshot
+from runicorn.errors import RunicornError, UnsafePathError
+from runicorn.storage import fsutil, gitignore
+from runicorn.storage import pointer as ptr
+from runicorn.storage.git import ignore_matcher
+
+
+@dataclass
+class AddResult:
+    path: str
+    kind: str
+    oid: str
+    size: int
+    files: int
+    changed: bool
+    new_objects: int = 0
+    skipped: list[str] = field(default_factory=list)
+    damaged: list[str] = field(default_factory=list)  # files whose old cached copy was damaged in place
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "kind": self.kind, "oid": self.oid, "size": self.size, "files": self.files,
+                "changed": self.changed, "new_objects": self.new_objects, "skipped": self.skipped,
+                "damaged": self.damaged}
+
+
+def _targets(repo: Repo, paths: list[str]) -> list[str]:
+    """Repo-relative paths to (re)record; a path inside a tracked folder means that folder."""
+    tracked = repo.pointer_paths()
+    out: list[str] = []
+    for user_path in paths:
+        rel = repo.rel(user_path)
+        try:
+            rel = repo.owner_of(rel)
+        except RunicornError:
+            pass
+        inside = [t for t in tracked if t.startswith(rel + "/")]
+        if inside:
+            raise UnsafePathError(rel, f"it contains tracked path {inside[0]}; track either the folder or its parts")
+        path = repo.abspath(rel)
+        repo.check_writable(rel)
+        if path.is_symlink():
+            raise UnsafePathError(rel, "is a symlink; add the file or folder it points to instead")
+        if not path.exists():
+            raise RunicornError(f"{rel} does not exist; check the path")
+        if rel not in out:
+            out.append(rel)
+    return out
+
+
+def add(repo: Repo, paths: list[str], reporter: Reporter = NULL) -> list[AddResult]:
+    """Track PATHS (files or folders); re-adding records their new content."""
+    with repo.lock(reporter.info):
+        return _record(repo, _targets(repo, paths), reporter)
+
+
+def commit(repo: Repo, paths: list[str] | None, reporter: Reporter = NULL) -> list[AddResult]:
+    """Record the current content of already tracked paths (all by default)."""
+    with repo.lock(reporter.info):
+        targets = [rel for rel, _ in repo.tracked(paths)]
+        missing = [rel for rel in targets if not repo.abspath(rel).exists()]
+        if missing:
+            raise RunicornError(f"{missing[0]} is missing from the workspace; run `runicorn checkout {missing[0]}` first")
+        return _record(repo, targets, reporter)
+
+
+def _record(repo: Repo, targets: list[str], reporter: Reporter) -> list[AddResult]:
+    repo.odb.prepare()
+    ignored = ignore_matcher(repo.root)
+    staged: list[tuple[str, Snapshot, AddResult]] = []
+    for rel in targets:
+        snap = _snapshot(repo, rel, ignored, reporter)
+        result = AddResult(rel, snap.kind, snap.oid, snap.size, snap.file_count, changed=False, skipped=snap.skipped)
+        _store(repo, rel, snap, result, reporter)
+        staged.append((rel, snap, result))
+    fsutil.flush_filesystem(repo.cache_dir)  # every object durable before any pointer names it
+    for rel, snap, result in staged:
+        result.changed = _write_pointer(repo, rel, snap)
+        gitignore.add_entry(repo.abspath(rel))
+        repo.memo.put_many((f.ino, f.size, f.mtime_ns, f.oid) for f in snap.files)
+        for name in snap.skipped:
+            reporter.warn(f"skipped {rel}/{name}: symlinks and special files are not tracked")
+        for name in result.damaged:
+            reporter.warn(f"{name} had been changed in place; its previous version was damaged in the cache "
+                          "and moved to quarantine (fetch it from a remote if you still need it)")
+    return [r for _, _, r in staged]
+
+
+def _snapshot(repo: Repo, rel: str, ignored, reporter: Reporter) -> Snapshot:
+    path = repo.abspath(rel)
+    rel_ignored = (lambda sub, is_dir: ignored(f"{rel}/{sub}", is_dir))
+    advance = reporter.task(f"hashing {rel}", None)
+    snap = snapshot(path, repo.memo, repo.jobs, rel_ignored, lambda: advance(1))
+    reporter.end_task()
+    if snap is None:
+        raise RunicornError(f"{rel} is not a regular file or folder; Runicorn tracks files and folders")
+    return snap
+
+
+def _store(repo: Repo, rel: str, snap: Snapshot, result: AddResult, reporter: Reporter) -> None:
+    """Put every file of SNAP into the cache and link the workspace to it."""
+    path = repo.abspath(rel)
+    base = path if snap.kind == "dir" else path.parent
+    kind = repo.linker.kind_for(base)
+    advance = reporter.task(f"caching {rel}", snap.file_count)
+    for f in snap.files:
+        if f.stale_oid and _damaged(repo, f):
+            result.damaged.append(f"{rel}/{f.rel}" if snap.kind == "dir" else rel)
+        result.new_objects += _store_file(repo, base / f.rel, f, kind)
+        advance(1)
+    reporter.end_task()
+    for data in snap.trees.values():
+        result.new_objects += repo.odb.put_bytes(data)[1]
+
+
+def _damaged(repo: Repo, f: FileState) -> bool:
+    """True (and the object quarantined) when F was the cached object of F.stale_oid, written in place."""
+    try:
+        same = os.stat(repo.odb.path(f.stale_oid)).st_ino == f.ino
+    except FileNotFoundError:
+        return False
+    if same:
+        repo.odb.quarantine(f.stale_oid)
+        repo.memo.forget_oids([f.stale_oid])
+    return same
+
+
+def _store_file(repo: Repo, path: Path, f: FileState, kind: str) -> int:
+    """Cache one file; returns 1 when a new object was created."""
+    if repo.linker.shares_inode(kind, f.executable) and f.nlink == 1:
+        if repo.odb.adopt(path, f.oid):
+            return 1
+        obj = repo.odb.path(f.oid)
+        if not os.path.samefile(obj, path):
+            repo.guard.check(f.oid)
+            repo.linker.link(f.oid, path, False, kind)
+        return 0
+    if repo.odb.exists(f.oid):
+        return 0
+    oid, created = repo.odb.copy_in(path)
+    if oid != f.oid:
+        raise RunicornError(f"{path} changed while it was being added; rerun `runicorn add`")
+    repo.guard.record([oid])
+    return int(created)
+
+
+def _write_pointer(repo: Repo, rel: str, snap: Snapshot) -> bool:
+    file = repo.pointer_file(rel)
+    extra = {}
+    if file.is_file():
+        try:
+            extra = ptr.load(file, rel + ptr.SUFFIX).extra
+        except RunicornError:
+            extra = {}  # a broken pointer is replaced by a good one
+    pointer = ptr.Pointer(path=Path(rel).name, kind=snap.kind, oid=snap.oid, size=snap.size,
+                          files=snap.file_count if snap.kind == "dir" else None, extra=extra)
+    return ptr.save(file, pointer)

@@ -1,0 +1,184 @@
+"""`runicorn checkout`: make the workspace match the pointers — diff first, then apply.
+
+For each tracked path the change set (files to link, files to remove) is computed against
+what is on disk; uncommitted content that would be lost stops the command (unless forced)
+before anything is touched. Each file is replaced atomically (link to a temp name, rename),
+so a killed checkout leaves every file either old or new, and rerunning it completes.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runicorn.core.events import NULL, Reporter
+from runicorn.core.repo import Repo
+from runicorn.core.workspace import snapshot
+from runicorn.errors import CheckoutError, ObjectMissingError, RunicornError, WorkspaceChangedError
+from runicorn.storage import gitignore
+from runicorn.storage import pointer as ptr
+from runicorn.storage.manifest import Entry
+from runicorn.storage.safepath import check_no_symlink_parents
+
+
+@dataclass
+class Plan:
+    rel: str
+    pointer: ptr.Pointer
+    link: list[tuple[str, Entry]] = field(default_factory=list)  # (path inside, entry)
+    remove: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)  # uncommitted content the plan would discard
+    replace_kind: bool = False  # a file where a folder should be, or the reverse
+
+    @property
+    def empty(self) -> bool:
+        return not (self.link or self.remove or self.replace_kind)
+
+
+@dataclass
+class CheckoutResult:
+    path: str
+    linked: int
+    removed: int
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "linked": self.linked, "removed": self.removed}
+
+
+def checkout(repo: Repo, paths: list[str] | None = None, force: bool = False,
+             reporter: Reporter = NULL) -> list[CheckoutResult]:
+    with repo.lock(reporter.info):
+        tracked = repo.tracked(paths)
+        plans = [_plan(repo, rel, p) for rel, p in tracked]
+        lost = [x for plan in plans for x in plan.lost]
+        if lost and not force:
+            raise WorkspaceChangedError(lost)
+        _check_objects(repo, plans)
+        results = []
+        for plan in plans:
+            results.append(_apply(repo, plan, reporter))
+            gitignore.add_entry(repo.abspath(plan.rel))
+        return results
+
+
+def _plan(repo: Repo, rel: str, pointer: ptr.Pointer) -> Plan:
+    plan = Plan(rel, pointer)
+    path = repo.abspath(rel)
+    check_no_symlink_parents(repo.root, rel)
+    current = snapshot(path, repo.memo, repo.jobs) if (path.exists() or path.is_symlink()) else None
+    if path.is_symlink() or (current is None and path.exists()):
+        plan.replace_kind = True
+        plan.lost.append(rel)
+        current = None
+    if current is not None and current.oid == pointer.oid and current.kind == pointer.kind:
+        return plan
+    if pointer.kind == "file":
+        _plan_file(repo, plan, current)
+    else:
+        _plan_dir(repo, plan, current)
+    return plan
+
+
+def _unsaved(repo: Repo, oid: str | None) -> bool:
+    return oid is not None and not repo.odb.exists(oid)
+
+
+def _plan_file(repo: Repo, plan: Plan, current) -> None:
+    p = plan.pointer
+    if current is not None and current.kind == "dir":
+        plan.replace_kind = True
+        plan.lost.extend(f"{plan.rel}/{f.rel}" for f in current.files if _unsaved(repo, f.oid))
+    elif current is not None and _unsaved(repo, current.oid):
+        plan.lost.append(plan.rel)
+    plan.link.append(("", Entry("file", p.oid, p.size)))
+
+
+def _plan_dir(repo: Repo, plan: Plan, current) -> None:
+    if current is not None and current.kind == "file":
+        plan.replace_kind = True
+        if _unsaved(repo, current.oid):
+            plan.lost.append(plan.rel)
+        current = None
+    trees = repo.trees
+    if current is not None:
+        trees.remember(current.trees)
+    for sub, change, old, new in trees.diff(current.oid if current else None, plan.pointer.oid):
+        if change in ("added", "modified"):
+            plan.link.append((sub, new))
+        if change == "modified" and _unsaved(repo, old.oid) and old.oid != new.oid:
+            plan.lost.append(f"{plan.rel}/{sub}")
+        if change == "deleted":
+            plan.remove.append(sub)
+            if _unsaved(repo, old.oid):
+                plan.lost.append(f"{plan.rel}/{sub}")
+
+
+def _check_objects(repo: Repo, plans: list[Plan]) -> None:
+    missing = {e.oid for plan in plans for _, e in plan.link if not repo.odb.exists(e.oid)}
+    if missing:
+        raise ObjectMissingError(missing)
+
+
+def _apply(repo: Repo, plan: Plan, reporter: Reporter) -> CheckoutResult:
+    path = repo.abspath(plan.rel)
+    if plan.replace_kind and (path.exists() or path.is_symlink()):
+        _remove_tree(path)
+    if plan.pointer.kind == "dir":
+        path.mkdir(parents=True, exist_ok=True)
+        _remove_files(path, plan.remove)
+    kind = repo.linker.kind_for(path if plan.pointer.kind == "dir" else path.parent)
+    failures: dict[str, str] = {}
+    memo_rows: list = []
+    advance = reporter.task(f"checking out {plan.rel}", len(plan.link))
+    for sub, entry in plan.link:
+        dest = path / sub if sub else path
+        try:
+            _link_one(repo, dest, entry, kind, memo_rows)
+        except (RunicornError, OSError) as exc:
+            failures[f"{plan.rel}/{sub}" if sub else plan.rel] = getattr(exc, "message", None) or str(exc)
+        advance(1)
+    reporter.end_task()
+    repo.memo.put_many(memo_rows)
+    if failures:
+        raise CheckoutError(failures)
+    return CheckoutResult(plan.rel, len(plan.link), len(plan.remove))
+
+
+def _link_one(repo: Repo, dest: Path, entry: Entry, kind: str, memo_rows: list) -> None:
+    repo.guard.check(entry.oid)
+    if not dest.parent.is_dir():
+        check_no_symlink_parents(repo.root, str(dest.relative_to(repo.root)))
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    elif dest.is_dir() and not dest.is_symlink():
+        shutil.rmtree(dest)
+    if repo.linker.shares_inode(kind, entry.executable) and repo.linker.link_new(entry.oid, dest):
+        return
+    repo.linker.link(entry.oid, dest, entry.executable, kind)
+    if not repo.linker.shares_inode(kind, entry.executable):
+        st = os.stat(dest)
+        memo_rows.append((st.st_ino, st.st_size, st.st_mtime_ns, entry.oid))
+
+
+def _remove_files(root: Path, subs: list[str]) -> None:
+    for sub in subs:
+        target = root / sub
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        else:
+            try:
+                target.unlink()
+            except FileNotFoundError:
+                pass
+    for sub in sorted({str(Path(s).parent) for s in subs if "/" in s}, key=len, reverse=True):
+        try:
+            (root / sub).rmdir()
+        except OSError:
+            pass
+
+
+def _remove_tree(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()

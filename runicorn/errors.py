@@ -1,0 +1,169 @@
+"""The one exception tree. Every message names what went wrong and ends with the next step."""
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_NOT_A_REPO = 3
+EXIT_LOCKED = 4
+EXIT_INTEGRITY = 5
+EXIT_INTERRUPTED = 130
+
+
+class RunicornError(Exception):
+    """Root of every error Runicorn raises on purpose; carries its exit code."""
+
+    exit_code = EXIT_ERROR
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(RunicornError):
+    exit_code = EXIT_USAGE
+
+
+class NotAGitRepoError(RunicornError):
+    exit_code = EXIT_NOT_A_REPO
+
+    def __init__(self, path):
+        super().__init__(f"{path} is not inside a git repository; run `git init` first")
+
+
+class NotARunicornRepoError(RunicornError):
+    exit_code = EXIT_NOT_A_REPO
+
+    def __init__(self, path):
+        super().__init__(f"{path} is not a Runicorn repository; run `runicorn init` first")
+
+
+class LockTimeoutError(RunicornError):
+    exit_code = EXIT_LOCKED
+
+    def __init__(self, lock_path, timeout: float):
+        super().__init__(
+            f"repository is locked by another Runicorn command (waited {timeout:g} s on {lock_path}); "
+            "wait for it to finish, or raise core.lock_timeout"
+        )
+
+
+class ConfigError(RunicornError):
+    """A config file or value is invalid."""
+
+
+class UnknownConfigKeyError(ConfigError):
+    def __init__(self, key: str, source: str):
+        super().__init__(f"unknown config key '{key}' in {source}; see `runicorn config list` for valid keys")
+
+
+class PointerError(RunicornError):
+    """A pointer file is malformed or hostile; nothing was written."""
+
+    def __init__(self, path, reason: str):
+        super().__init__(f"invalid pointer {path}: {reason}; fix or restore it with `git checkout -- {path}`")
+
+
+class ManifestError(RunicornError):
+    """A directory manifest is malformed or hostile."""
+
+    exit_code = EXIT_INTEGRITY
+
+    def __init__(self, oid: str, reason: str):
+        super().__init__(f"invalid directory manifest {oid[:12]}: {reason}; run `runicorn verify --cache`")
+
+
+class UnsafePathError(RunicornError):
+    def __init__(self, path, reason: str):
+        super().__init__(f"refusing path {path!r}: {reason}")
+
+
+class PathNotTrackedError(RunicornError):
+    def __init__(self, path):
+        super().__init__(f"{path} is not tracked by Runicorn; track it with `runicorn add {path}`")
+
+
+class ObjectMissingError(RunicornError):
+    def __init__(self, oids, what: str = "the cache"):
+        oids = sorted(oids)
+        shown = ", ".join(o[:12] for o in oids[:5]) + (" …" if len(oids) > 5 else "")
+        super().__init__(
+            f"{len(oids)} object(s) missing from {what} ({shown}); run `runicorn pull` (or `runicorn fetch`) first"
+        )
+        self.oids = oids
+
+
+class CorruptObjectError(RunicornError):
+    """An object's content does not match its name."""
+
+    exit_code = EXIT_INTEGRITY
+
+    def __init__(self, oid: str, actual: str, where: str = "the cache"):
+        super().__init__(
+            f"object {oid[:12]} in {where} is corrupt (content hashes to {actual[:12]}); it was moved to "
+            "quarantine — restore it with `runicorn fetch` or re-add the original data"
+        )
+        self.oid = oid
+
+
+class InPlaceEditError(RunicornError):
+    """A linked workspace file was written in place, damaging the cached object it shares."""
+
+    exit_code = EXIT_INTEGRITY
+
+    def __init__(self, paths):
+        paths = sorted(paths)
+        shown = ", ".join(paths[:5]) + (" …" if len(paths) > 5 else "")
+        super().__init__(
+            f"{shown} changed in place through a hardlink, so the cached copy was damaged too; "
+            "run `runicorn add` to record the new content (use `runicorn unprotect` before editing next time)"
+        )
+        self.paths = paths
+
+
+class WorkspaceChangedError(RunicornError):
+    def __init__(self, paths):
+        paths = sorted(paths)
+        shown = ", ".join(paths[:5]) + (" …" if len(paths) > 5 else "")
+        super().__init__(
+            f"uncommitted changes would be overwritten in {shown}; "
+            "run `runicorn add`/`runicorn commit` to keep them, or `--force` to discard them"
+        )
+        self.paths = paths
+
+
+class CheckoutError(RunicornError):
+    def __init__(self, failures: dict):
+        shown = "; ".join(f"{p}: {why}" for p, why in sorted(failures.items())[:5])
+        more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
+        super().__init__(f"checkout failed for {len(failures)} path(s): {shown}{more}; fix them and rerun `runicorn checkout`")
+        self.failures = failures
+
+
+class RevisionError(RunicornError):
+    def __init__(self, rev: str):
+        super().__init__(f"unknown git revision {rev!r}; check it with `git log --oneline`")
+
+
+class GitError(RunicornError):
+    """git could not be read (unreadable ref, corrupt object)."""
+
+
+class GcRefusedError(RunicornError):
+    def __init__(self, reason: str):
+        super().__init__(f"gc stopped before deleting anything: {reason}")
+
+
+class DiskFullError(RunicornError):
+    def __init__(self, path):
+        super().__init__(f"no space left on device while writing {path}; nothing was changed — free space and rerun")
+
+
+class VerifyError(RunicornError):
+    exit_code = EXIT_INTEGRITY
+
+    def __init__(self, corrupt: int, missing: int):
+        super().__init__(
+            f"verify found {corrupt} corrupt and {missing} missing object(s); "
+            "run `runicorn fetch` to restore them from a remote, or re-add the original data"
+        )

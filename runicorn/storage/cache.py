@@ -1,0 +1,160 @@
+"""Links between the cache and the workspace, and protection of cached objects.
+
+`cache.link` is a chain (default reflink, hardlink, copy); the first type that works between
+the cache and the workspace filesystem is used. Hardlinked files are read-only and share the
+object's inode, so an in-place write would damage the object: `ObjectGuard` records each
+object's (inode, size, mtime_ns) in the stat memo and re-hashes any object whose stat changed
+before it is trusted, linked again or pushed.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from pathlib import Path
+
+from runicorn.errors import CorruptObjectError, ObjectMissingError, RunicornError
+from runicorn.storage import fsutil
+from runicorn.storage.index import StatMemo
+from runicorn.storage.odb import READ_ONLY, ObjectDB
+
+FICLONE = 0x40049409
+
+
+def reflink(src: Path, dst: Path) -> None:
+    with open(src, "rb") as fin, open(dst, "xb") as fout:
+        try:
+            fcntl.ioctl(fout.fileno(), FICLONE, fin.fileno())
+        except OSError:
+            os.unlink(dst)
+            raise
+
+
+def probe_link_type(odb: ObjectDB, workspace_dir: Path, chain: list[str]) -> str:
+    """The first link type of CHAIN that works from the cache into WORKSPACE_DIR."""
+    odb.objects.mkdir(parents=True, exist_ok=True)
+    src = fsutil.tmp_name(odb.objects / "probe")
+    src.write_bytes(b"runicorn link probe")
+    try:
+        for kind in chain:
+            dst = fsutil.tmp_name(workspace_dir / "probe")
+            try:
+                _make_link(kind, src, dst)
+            except OSError:
+                continue
+            else:
+                os.unlink(dst)
+                return kind
+    finally:
+        os.unlink(src)
+    raise RunicornError(f"no link type of {chain} works between the cache and {workspace_dir}; add `copy` to cache.link")
+
+
+def _make_link(kind: str, src: Path, dst: Path) -> None:
+    if kind == "hardlink":
+        os.link(src, dst)
+    elif kind == "reflink":
+        reflink(src, dst)
+    elif kind == "symlink":
+        os.symlink(src, dst)
+    else:
+        import shutil
+
+        shutil.copyfile(src, dst)
+
+
+class ObjectGuard:
+    """Trust an object only while its stat matches what was recorded when it was written."""
+
+    def __init__(self, odb: ObjectDB, memo: StatMemo):
+        self.odb = odb
+        self.memo = memo
+
+    def record(self, oids) -> None:
+        rows = []
+        for oid in oids:
+            st = os.stat(self.odb.path(oid))
+            rows.append((st.st_ino, st.st_size, st.st_mtime_ns, oid))
+        self.memo.put_many(rows)
+
+    def suspect(self, oid: str) -> bool:
+        """True when the memo recorded this object's inode with another stat or oid (changed in place)."""
+        st = os.stat(self.odb.path(oid))
+        recorded = self.memo.recorded_oid(st.st_ino)
+        return recorded is not None and self.memo.get(st.st_ino, st.st_size, st.st_mtime_ns) != oid
+
+    def check(self, oid: str) -> os.stat_result:
+        """Stat of a trustworthy object OID; re-hashes it if its stat changed; quarantines if corrupt."""
+        try:
+            st = os.stat(self.odb.path(oid))
+        except FileNotFoundError:
+            raise ObjectMissingError([oid]) from None
+        if self.memo.get(st.st_ino, st.st_size, st.st_mtime_ns) == oid:
+            return st
+        actual = self.odb.rehash(oid)
+        if actual != oid:
+            self.odb.quarantine(oid)
+            self.memo.forget_oids([oid])
+            raise CorruptObjectError(oid, actual)
+        self.memo.put_many([(st.st_ino, st.st_size, st.st_mtime_ns, oid)])
+        return st
+
+
+class Linker:
+    """Materialises objects in the workspace with the configured link chain."""
+
+    def __init__(self, odb: ObjectDB, chain: list[str]):
+        self.odb = odb
+        self.chain = chain
+        self._kind: dict[int, str] = {}
+
+    def kind_for(self, directory: Path) -> str:
+        dev = os.stat(directory).st_dev
+        if dev not in self._kind:
+            self._kind[dev] = probe_link_type(self.odb, directory, self.chain)
+        return self._kind[dev]
+
+    def shares_inode(self, kind: str, executable: bool) -> bool:
+        """True when the workspace file will be the object itself (hardlink)."""
+        return kind == "hardlink" and not executable
+
+    def link(self, oid: str, dest: Path, executable: bool, kind: str) -> None:
+        """Make DEST the content of OID, atomically (a reader sees old or new, never half)."""
+        src = self.odb.path(oid)
+        if kind != "hardlink" or executable:
+            if kind in ("copy", "hardlink"):
+                self.odb.make_writable_copy(oid, dest, executable)
+                return
+        tmp = fsutil.tmp_name(dest)
+        try:
+            _make_link(kind, src, tmp)
+            if kind == "reflink":
+                os.chmod(tmp, 0o755 if executable else 0o644)
+            try:
+                os.rename(tmp, dest)
+            except IsADirectoryError:
+                raise RunicornError(f"{dest} is a directory; remove it or use --force") from None
+        except OSError as exc:
+            _unlink(tmp)
+            if exc.errno == errno.ENOENT and not src.exists():
+                raise ObjectMissingError([oid]) from None
+            fsutil.raise_os_error(exc, dest)
+
+    def link_new(self, oid: str, dest: Path) -> bool:
+        """Fast path for a hardlink to a DEST that does not exist yet: one link(2), atomic."""
+        try:
+            os.link(self.odb.path(oid), dest)
+            return True
+        except FileExistsError:
+            return False
+
+
+def protect(path: Path) -> None:
+    os.chmod(path, READ_ONLY)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

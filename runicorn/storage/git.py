@@ -1,0 +1,238 @@
+"""All access to git goes through this module.
+
+pygit2 (libgit2) reads revisions, trees, blobs, refs and history; it is also the only library
+allowed to write `.git/index` (autostage). dulwich supplies the pure-Python gitignore matcher
+used for `.runicornignore`. Nothing else in Runicorn imports either library.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import pygit2
+
+from runicorn.errors import GitError, NotAGitRepoError, RevisionError
+
+POINTER_SUFFIX = ".rn"
+
+
+def discover_root(start: Path) -> Path:
+    """The work tree root containing START; NotAGitRepoError when there is none."""
+    found = pygit2.discover_repository(str(start))
+    if not found:
+        raise NotAGitRepoError(start)
+    repo = pygit2.Repository(found)
+    if repo.workdir is None:
+        raise NotAGitRepoError(start)
+    return Path(repo.workdir).resolve()
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    sha: str
+    author: str
+    email: str
+    time: int
+    message: str
+
+
+def _info(commit) -> CommitInfo:
+    return CommitInfo(str(commit.id), commit.author.name, commit.author.email, commit.commit_time,
+                      commit.message.strip().splitlines()[0] if commit.message.strip() else "")
+
+
+class GitRepo:
+    def __init__(self, root: Path):
+        self.root = root
+        try:
+            self.repo = pygit2.Repository(str(root))
+        except pygit2.GitError as exc:
+            raise NotAGitRepoError(root) from exc
+
+    # -- state --------------------------------------------------------------------------
+    def head_sha(self) -> str | None:
+        if self.repo.head_is_unborn:
+            return None
+        return str(self.repo.head.target)
+
+    def branch(self) -> str | None:
+        if self.repo.head_is_unborn:
+            ref = self.repo.references.get("HEAD")
+            return ref.target.removeprefix("refs/heads/") if ref is not None else None
+        return None if self.repo.head_is_detached else self.repo.head.shorthand
+
+    def is_dirty(self) -> bool:
+        flags = pygit2.GIT_STATUS_IGNORED | pygit2.GIT_STATUS_CURRENT
+        return any(not (f & flags) for f in self.repo.status().values())
+
+    # -- revisions -----------------------------------------------------------------------
+    def resolve(self, rev: str):
+        try:
+            obj = self.repo.revparse_single(rev)
+            return obj.peel(pygit2.Commit)
+        except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+            raise RevisionError(rev) from None
+
+    def commit_info(self, rev: str) -> CommitInfo:
+        return _info(self.resolve(rev))
+
+    def read_file(self, rev: str, relpath: str) -> bytes | None:
+        """Bytes of RELPATH in REV's tree, or None when it is not there."""
+        tree = self.resolve(rev).tree
+        try:
+            obj = tree[relpath]
+        except KeyError:
+            return None
+        return obj.data if obj.type == pygit2.GIT_OBJECT_BLOB else None
+
+    def index_file(self, relpath: str) -> bytes | None:
+        """Bytes of RELPATH as staged in the git index, or None."""
+        index = self.repo.index
+        index.read()
+        entry = index.get(relpath) if hasattr(index, "get") else None
+        if entry is None:
+            try:
+                entry = index[relpath]
+            except KeyError:
+                return None
+        return self.repo[entry.id].data
+
+    def files_in_tree(self, rev: str, match: Callable[[str], bool], under: str = "") -> Iterator[tuple[str, bytes]]:
+        """(path, bytes) of every blob in REV whose path satisfies MATCH."""
+        tree = self.resolve(rev).tree
+        if under:
+            try:
+                tree = tree[under]
+            except KeyError:
+                return
+            if tree.type != pygit2.GIT_OBJECT_TREE:
+                return
+        yield from self._walk_tree(tree, under + "/" if under else "", match, seen=None)
+
+    def _walk_tree(self, tree, prefix: str, match, seen: set | None):
+        for entry in tree:
+            path = prefix + entry.name
+            if entry.type == pygit2.GIT_OBJECT_TREE:
+                if seen is not None:
+                    if entry.id in seen:
+                        continue
+                    seen.add(entry.id)
+                yield from self._walk_tree(self.repo[entry.id], path + "/", match, seen)
+            elif entry.type == pygit2.GIT_OBJECT_BLOB and match(path):
+                if seen is not None:
+                    if entry.id in seen:
+                        continue
+                    seen.add(entry.id)
+                yield path, self.repo[entry.id].data
+
+    def index_files(self, match: Callable[[str], bool]) -> Iterator[tuple[str, bytes]]:
+        index = self.repo.index
+        index.read()
+        for entry in index:
+            if match(entry.path):
+                yield entry.path, self.repo[entry.id].data
+
+    # -- scopes for gc -------------------------------------------------------------------
+    def scope_commits(self, branches: bool, tags: bool, all_commits: bool) -> list:
+        """Commits whose trees are gc roots: HEAD, plus branch/tag tips, plus all history."""
+        tips = []
+        if not self.repo.head_is_unborn:
+            tips.append(self.repo.head.peel(pygit2.Commit))
+        for name in self.repo.references:
+            wanted = (branches and name.startswith("refs/heads/")) or (tags and name.startswith("refs/tags/"))
+            if all_commits:
+                wanted = wanted or name.startswith("refs/")
+            if wanted:
+                tips.append(self._peel_ref(name))
+        tips = [c for c in tips if c is not None]
+        if not all_commits:
+            return list({c.id: c for c in tips}.values())
+        return self._history(tips)
+
+    def _peel_ref(self, name: str):
+        try:
+            obj = self.repo.references[name].peel()
+        except (KeyError, pygit2.GitError, ValueError) as exc:
+            raise GitError(f"git ref {name} cannot be read ({exc}); repair it (`git fsck`) and rerun") from None
+        return obj if obj.type == pygit2.GIT_OBJECT_COMMIT else None
+
+    def _history(self, tips: list) -> list:
+        walker = None
+        for tip in tips:
+            if walker is None:
+                walker = self.repo.walk(tip.id, pygit2.GIT_SORT_NONE)
+            else:
+                walker.push(tip.id)
+        return list(walker) if walker is not None else []
+
+    def files_in_commits(self, commits: Iterable, match: Callable[[str], bool]) -> Iterator[tuple[str, str, bytes]]:
+        """(commit sha, path, bytes) of matching blobs across COMMITS, each blob/tree visited once."""
+        seen: set = set()
+        for commit in commits:
+            try:
+                tree = commit.tree
+            except pygit2.GitError as exc:
+                raise GitError(f"commit {commit.id} cannot be read ({exc}); repair it (`git fsck`)") from None
+            for path, data in self._walk_tree(tree, "", match, seen):
+                yield str(commit.id), path, data
+
+    # -- history of one path -------------------------------------------------------------
+    def path_history(self, relpath: str, max_count: int | None = None) -> Iterator[tuple[CommitInfo, bytes | None]]:
+        """Commits (newest first) where the blob at RELPATH changed, with its new bytes (None = deleted)."""
+        if self.repo.head_is_unborn:
+            return
+        count = 0
+        for commit in self.repo.walk(self.repo.head.target, pygit2.GIT_SORT_TIME):
+            here = _blob_id(commit.tree, relpath)
+            parents = [_blob_id(p.tree, relpath) for p in commit.parents]
+            if (not parents and here is not None) or (parents and all(here != p for p in parents)):
+                yield _info(commit), (self.repo[here].data if here is not None else None)
+                count += 1
+                if max_count and count >= max_count:
+                    return
+
+
+def _blob_id(tree, relpath: str):
+    try:
+        entry = tree[relpath]
+    except KeyError:
+        return None
+    return entry.id if entry.type == pygit2.GIT_OBJECT_BLOB else None
+
+
+def is_pointer_path(path: str) -> bool:
+    return path.endswith(POINTER_SUFFIX)
+
+
+def ignore_matcher(root: Path, ignore_file: str = ".runicornignore") -> Callable[[str, bool], bool]:
+    """A gitignore-syntax matcher for ROOT/IGNORE_FILE (dulwich); (relpath, is_dir) → ignored."""
+    from dulwich.ignore import IgnoreFilter
+
+    path = root / ignore_file
+    if not path.is_file():
+        return lambda rel, is_dir: False
+    patterns = IgnoreFilter.from_path(str(path))
+
+    def ignored(rel: str, is_dir: bool) -> bool:
+        return bool(patterns.is_ignored(rel + ("/" if is_dir else "")))
+
+    return ignored
+
+
+def git_version() -> str:
+    return f"libgit2 {pygit2.LIBGIT2_VERSION}, pygit2 {pygit2.__version__}"
+
+
+def run_git(root: Path, *args: str) -> str:
+    """Run the git command line (the demo and hooks use it as a user would); raises GitError."""
+    try:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False,
+                              env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+    except FileNotFoundError:
+        raise GitError("the git command is not installed; install git and rerun") from None
+    if done.returncode != 0:
+        raise GitError(f"git {' '.join(args)} failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
+    return done.stdout

@@ -1,0 +1,130 @@
+"""The SQLite index (`.runicorn/index.db`): derived, rebuildable state shared by many processes.
+
+WAL is set once at creation; every write is a short `BEGIN IMMEDIATE` transaction with a busy
+timeout, so concurrent writers queue instead of failing with "database is locked". The schema
+evolves only through the named MIGRATIONS below, applied in order and recorded.
+"""
+from __future__ import annotations
+
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterable, Iterator
+
+BUSY_TIMEOUT_S = 30.0
+
+# (name, SQL). Append only: never edit or reorder an entry that has shipped.
+MIGRATIONS: list[tuple[str, str]] = [
+    ("0001_stat_memo", """
+        CREATE TABLE memo (
+            ino      INTEGER PRIMARY KEY,
+            size     INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            oid      TEXT    NOT NULL
+        )"""),
+    ("0002_memo_by_oid", "CREATE INDEX memo_oid ON memo (oid)"),
+]
+
+MemoRow = tuple[int, int, int, str]  # ino, size, mtime_ns, oid
+
+
+class Index:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        self.db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA synchronous = NORMAL")
+        self._migrate()
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction, taken with BEGIN IMMEDIATE (never upgraded later)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        self.db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+        done = {row[0] for row in self.db.execute("SELECT name FROM schema_migrations")}
+        pending = [(n, sql) for n, sql in MIGRATIONS if n not in done]
+        if not pending:
+            return
+        with self.write() as db:
+            done = {row[0] for row in db.execute("SELECT name FROM schema_migrations")}
+            for name, sql in pending:
+                if name not in done:
+                    db.execute(sql)
+                    db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (name, time.time()))
+
+    def applied_migrations(self) -> list[str]:
+        return [row[0] for row in self.db.execute("SELECT name FROM schema_migrations ORDER BY name")]
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class StatMemo:
+    """(inode, size, mtime_ns) → oid: an unchanged file is never hashed twice."""
+
+    def __init__(self, index: Index):
+        self.index = index
+        self._rows: dict[int, tuple[int, int, str]] | None = None
+
+    def _all(self) -> dict[int, tuple[int, int, str]]:
+        if self._rows is None:
+            cur = self.index.db.execute("SELECT ino, size, mtime_ns, oid FROM memo")
+            self._rows = {ino: (size, mtime, oid) for ino, size, mtime, oid in cur}
+        return self._rows
+
+    def get(self, ino: int, size: int, mtime_ns: int) -> str | None:
+        row = self._all().get(ino)
+        if row is not None and row[0] == size and row[1] == mtime_ns:
+            return row[2]
+        return None
+
+    def recorded_oid(self, ino: int) -> str | None:
+        """The oid last recorded for inode INO, whatever its stat is now."""
+        row = self._all().get(ino)
+        return row[2] if row else None
+
+    def put_many(self, rows: Iterable[MemoRow]) -> None:
+        rows = list(rows)
+        if not rows:
+            return
+        with self.index.write() as db:
+            db.executemany("INSERT OR REPLACE INTO memo (ino, size, mtime_ns, oid) VALUES (?, ?, ?, ?)", rows)
+        if self._rows is not None:
+            for ino, size, mtime, oid in rows:
+                self._rows[ino] = (size, mtime, oid)
+
+    def forget_oids(self, oids: Iterable[str]) -> None:
+        with self.index.write() as db:
+            db.executemany("DELETE FROM memo WHERE oid = ?", [(o,) for o in oids])
+        self._rows = None
+
+
+class NoMemo(StatMemo):
+    """The memo turned off (`core.memo: false`, tests): every file is hashed."""
+
+    def __init__(self):
+        self._rows = {}
+
+    def get(self, ino, size, mtime_ns):
+        return None
+
+    def recorded_oid(self, ino):
+        return None
+
+    def put_many(self, rows):
+        pass
+
+    def forget_oids(self, oids):
+        pass
