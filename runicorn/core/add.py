@@ -13,11 +13,10 @@ from pathlib import Path
 
 from runicorn.core.events import NULL, Reporter
 from runicorn.core.repo import Repo
-from runicorn.core.workspace import FileState, Snapshot, snapshot
+from runicorn.core.workspace import FileState, Snapshot
 from runicorn.errors import RunicornError, UnsafePathError
 from runicorn.storage import fsutil, gitignore
 from runicorn.storage import pointer as ptr
-from runicorn.storage.git import ignore_matcher
 
 
 @dataclass
@@ -80,10 +79,9 @@ def commit(repo: Repo, paths: list[str] | None, reporter: Reporter = NULL) -> li
 
 def _record(repo: Repo, targets: list[str], reporter: Reporter) -> list[AddResult]:
     repo.odb.prepare()
-    ignored = ignore_matcher(repo.root)
     staged: list[tuple[str, Snapshot, AddResult]] = []
     for rel in targets:
-        snap = _snapshot(repo, rel, ignored, reporter)
+        snap = _snapshot(repo, rel, reporter)
         result = AddResult(rel, snap.kind, snap.oid, snap.size, snap.file_count, changed=False, skipped=snap.skipped)
         _store(repo, rel, snap, result, reporter)
         staged.append((rel, snap, result))
@@ -91,7 +89,7 @@ def _record(repo: Repo, targets: list[str], reporter: Reporter) -> list[AddResul
     for rel, snap, result in staged:
         result.changed = _write_pointer(repo, rel, snap)
         gitignore.add_entry(repo.abspath(rel))
-        repo.memo.put_many((f.ino, f.size, f.mtime_ns, f.oid) for f in snap.files)
+        repo.memo.put_many(snap.memo_rows())
         for name in snap.skipped:
             reporter.warn(f"skipped {rel}/{name}: symlinks and special files are not tracked")
         for name in result.damaged:
@@ -100,11 +98,9 @@ def _record(repo: Repo, targets: list[str], reporter: Reporter) -> list[AddResul
     return [r for _, _, r in staged]
 
 
-def _snapshot(repo: Repo, rel: str, ignored, reporter: Reporter) -> Snapshot:
-    path = repo.abspath(rel)
-    rel_ignored = (lambda sub, is_dir: ignored(f"{rel}/{sub}", is_dir))
+def _snapshot(repo: Repo, rel: str, reporter: Reporter) -> Snapshot:
     advance = reporter.task(f"hashing {rel}", None)
-    snap = snapshot(path, repo.memo, repo.jobs, rel_ignored, lambda: advance(1))
+    snap = repo.snapshot(rel, on_hashed=lambda: advance(1))
     reporter.end_task()
     if snap is None:
         raise RunicornError(f"{rel} is not a regular file or folder; Runicorn tracks files and folders")
@@ -116,11 +112,12 @@ def _store(repo: Repo, rel: str, snap: Snapshot, result: AddResult, reporter: Re
     path = repo.abspath(rel)
     base = path if snap.kind == "dir" else path.parent
     kind = repo.linker.kind_for(base)
+    prefix = str(base) + os.sep
     advance = reporter.task(f"caching {rel}", snap.file_count)
     for f in snap.files:
         if f.stale_oid and _damaged(repo, f):
             result.damaged.append(f"{rel}/{f.rel}" if snap.kind == "dir" else rel)
-        result.new_objects += _store_file(repo, base / f.rel, f, kind)
+        result.new_objects += _store_file(repo, prefix + f.rel, f, kind)
         advance(1)
     reporter.end_task()
     for data in snap.trees.values():
@@ -139,7 +136,7 @@ def _damaged(repo: Repo, f: FileState) -> bool:
     return same
 
 
-def _store_file(repo: Repo, path: Path, f: FileState, kind: str) -> int:
+def _store_file(repo: Repo, path: str, f: FileState, kind: str) -> int:
     """Cache one file; returns 1 when a new object was created."""
     if repo.linker.shares_inode(kind, f.executable) and f.nlink == 1:
         if repo.odb.adopt(path, f.oid):
@@ -147,7 +144,7 @@ def _store_file(repo: Repo, path: Path, f: FileState, kind: str) -> int:
         obj = repo.odb.path(f.oid)
         if not os.path.samefile(obj, path):
             repo.guard.check(f.oid)
-            repo.linker.link(f.oid, path, False, kind)
+            repo.linker.link(f.oid, Path(path), False, kind)
         return 0
     if repo.odb.exists(f.oid):
         return 0

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from runicorn.core.events import NULL, Reporter
 from runicorn.core.repo import Repo
-from runicorn.core.workspace import snapshot
 from runicorn.errors import CheckoutError, ObjectMissingError, RunicornError, WorkspaceChangedError
 from runicorn.storage import gitignore
 from runicorn.storage import pointer as ptr
@@ -66,7 +65,7 @@ def _plan(repo: Repo, rel: str, pointer: ptr.Pointer) -> Plan:
     plan = Plan(rel, pointer)
     path = repo.abspath(rel)
     check_no_symlink_parents(repo.root, rel)
-    current = snapshot(path, repo.memo, repo.jobs) if (path.exists() or path.is_symlink()) else None
+    current = repo.snapshot(rel, expect=pointer.oid) if (path.exists() or path.is_symlink()) else None
     if path.is_symlink() or (current is None and path.exists()):
         plan.replace_kind = True
         plan.lost.append(rel)

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runicorn.core.repo import Repo
-from runicorn.core.workspace import snapshot
 from runicorn.errors import ObjectMissingError, PathNotTrackedError, RunicornError
 from runicorn.storage import pointer as ptr
 from runicorn.storage.fsutil import tmp_name
@@ -43,7 +42,7 @@ def _sides(repo: Repo, rev: str | None) -> dict[str, Side]:
         return {rel: Side(p.kind, p.oid, p.size) for rel, p in pointers_at(repo, rev).items()}
     sides = {}
     for rel, p in repo.tracked():
-        snap = snapshot(repo.abspath(rel), repo.memo, repo.jobs)
+        snap = repo.snapshot(rel, expect=p.oid)
         if snap is not None:
             repo.trees.remember(snap.trees)
             sides[rel] = Side(snap.kind, snap.oid, snap.size)

@@ -12,13 +12,16 @@ from runicorn.errors import NotARunicornRepoError, PathNotTrackedError
 from runicorn.storage import pointer as ptr
 from runicorn.storage.cache import Linker, ObjectGuard
 from runicorn.storage.git import GitRepo, discover_root
-from runicorn.storage.index import Index, NoMemo, StatMemo
+from runicorn.core.workspace import Snapshot, snapshot
+from runicorn.storage.git import ignore_matcher
+from runicorn.storage.index import DirState, Index, NoMemo, StatMemo
 from runicorn.storage.lock import repo_lock
 from runicorn.storage.manifest import TreeReader
 from runicorn.storage.odb import ObjectDB
 from runicorn.storage.safepath import check_no_symlink_parents, repo_relative
 
 DIRNAME = ".runicorn"
+IGNORE_FILE = ".runicornignore"
 PRUNE = {".git", DIRNAME}
 
 
@@ -48,6 +51,37 @@ class Repo:
     @cached_property
     def memo(self) -> StatMemo:
         return StatMemo(self.index) if self.config.get("core.memo") else NoMemo()
+
+    @cached_property
+    def dirstate(self) -> DirState:
+        return DirState(self.index if self.config.get("core.memo") else None)
+
+    @cached_property
+    def _ignore(self) -> tuple[Callable[[str, bool], bool], bytes]:
+        try:
+            salt = (self.root / IGNORE_FILE).read_bytes()
+        except FileNotFoundError:
+            salt = b""
+        return ignore_matcher(self.root, IGNORE_FILE), salt
+
+    def snapshot(self, rel: str, expect: str | None = None, on_hashed=None) -> Snapshot | None:
+        """Workspace content of tracked path REL (`.runicornignore` applied).
+
+        With EXPECT (the pointer's oid), a folder whose stat fingerprint was last seen clean
+        with that oid is answered from one stat walk.
+        """
+        ignored, salt = self._ignore
+        known = None
+        if expect is not None:
+            row = self.dirstate.get(rel)
+            known = lambda mark: expect if row == (mark, expect) else None  # noqa: E731
+        rel_ignored = None if ignored is None else (lambda sub, is_dir: ignored(f"{rel}/{sub}", is_dir))
+        return snapshot(self.abspath(rel), self.memo, self.jobs, rel_ignored, on_hashed, known, salt)
+
+    def remember_clean(self, rel: str, snap: Snapshot) -> None:
+        """Record that REL's folder, as stat'ed in SNAP, has SNAP.oid (skipped while racy)."""
+        if snap.kind == "dir" and snap.fingerprint and not snap.racy and snap.trees:
+            self.dirstate.put(rel, snap.fingerprint, snap.oid)
 
     @cached_property
     def guard(self) -> ObjectGuard:

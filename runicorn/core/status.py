@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass, field
 
 from runicorn.core.repo import Repo
-from runicorn.core.workspace import Snapshot, snapshot
+from runicorn.core.workspace import Snapshot
 from runicorn.errors import ObjectMissingError, RunicornError
 from runicorn.storage import pointer as ptr
 
@@ -30,11 +30,13 @@ def status(repo: Repo, paths: list[str] | None = None) -> list[PathStatus]:
 
 def _one(repo: Repo, rel: str, pointer: ptr.Pointer) -> PathStatus:
     path = repo.abspath(rel)
-    current = snapshot(path, repo.memo, repo.jobs) if path.exists() and not path.is_symlink() else None
+    current = repo.snapshot(rel, expect=pointer.oid) if path.exists() and not path.is_symlink() else None
     if current is None:
         return PathStatus(rel, pointer.kind, DELETED if _in_cache(repo, pointer) else NOT_IN_CACHE)
     damaged = [f.rel for f in current.files if f.stale_oid and _shares_object(repo, f.stale_oid, f.ino)]
+    repo.memo.put_many(current.memo_rows(current.hashed))
     if current.oid == pointer.oid and current.kind == pointer.kind:
+        repo.remember_clean(rel, current)
         return PathStatus(rel, pointer.kind, CLEAN)
     changes = _changes(repo, pointer, current)
     for sub in damaged:

@@ -4,6 +4,7 @@ Corrupt objects are moved to quarantine (under the lock) so they are never linke
 """
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass, field
 
@@ -50,7 +51,8 @@ def verify(repo: Repo, paths: list[str] | None = None, cache: bool = False, samp
     if sample is not None:
         present = random.sample(present, max(1, round(len(present) * sample / 100))) if present else []
     advance = reporter.task("verifying", len(present), "objects")
-    actual = hash_many([repo.odb.path(o) for o in present], repo.jobs, lambda: advance(1))
+    files = [repo.odb.path(o) for o in present]
+    actual = hash_many(files, repo.jobs, lambda: advance(1), [os.path.getsize(f) for f in files])
     reporter.end_task()
     report.checked = len(present)
     report.corrupt = [o for o, a in zip(present, actual) if o != a]

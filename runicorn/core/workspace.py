@@ -5,8 +5,10 @@ Symlinks inside a tracked folder are never followed: they are skipped and report
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -15,7 +17,7 @@ from runicorn.storage import manifest
 from runicorn.storage.hashing import hash_bytes, hash_many
 from runicorn.storage.index import StatMemo
 from runicorn.storage.manifest import Entry, Tree
-from runicorn.storage.safepath import problem_with_name
+from runicorn.storage.safepath import SUSPECT_NAME, problem_with_name
 
 
 @dataclass(slots=True)
@@ -36,6 +38,11 @@ class DirScan:
     dirs: dict[str, "DirScan"] = field(default_factory=dict)
 
 
+# A file whose mtime is this close to the moment it was stat'ed may still change within the same
+# timestamp tick ("racy git"); it is never recorded as unchanged.
+RACY_NS = 1_000_000_000
+
+
 @dataclass
 class Snapshot:
     """The workspace content of one tracked path."""
@@ -47,34 +54,57 @@ class Snapshot:
     trees: dict[str, bytes]  # manifest oid -> encoded manifest (dirs only)
     skipped: list[str]  # symlinks, unsafe names, ignored entries
     executable: bool = False
+    taken_ns: int = 0
+    fingerprint: str = ""
+    hashed: list[FileState] = field(default_factory=list)  # files the memo did not know
 
     @property
     def file_count(self) -> int:
         return len(self.files)
+
+    def memo_rows(self, files: list[FileState] | None = None) -> list[tuple[int, int, int, str]]:
+        """Stat memo rows for FILES (default all) that are safe to trust later: not racy, not stale."""
+        limit = self.taken_ns - RACY_NS
+        return [(f.ino, f.size, f.mtime_ns, f.oid) for f in (self.files if files is None else files)
+                if f.oid and f.mtime_ns < limit and f.stale_oid is None]
+
+    @property
+    def racy(self) -> bool:
+        limit = self.taken_ns - RACY_NS
+        return any(f.mtime_ns >= limit for f in self.files)
 
 
 def _state(rel: str, st: os.stat_result) -> FileState:
     return FileState(rel, st.st_ino, st.st_size, st.st_mtime_ns, bool(st.st_mode & stat.S_IXUSR), st.st_nlink)
 
 
-def scan_dir(top: Path, ignored: Callable[[str, bool], bool], prefix: str = "", skipped: list | None = None) -> DirScan:
-    """Stat every file under TOP without following symlinks."""
+def scan_dir(top: Path, ignored: Callable[[str, bool], bool] | None, prefix: str = "",
+             skipped: list | None = None) -> DirScan:
+    """Stat every file under TOP without following symlinks (symlinks and specials are skipped).
+
+    This walk is the floor of a no-op `status`, so it avoids per-file calls where it can.
+    """
     scan = DirScan()
     skipped = skipped if skipped is not None else []
+    files = scan.files
+    suspect = SUSPECT_NAME.search
     with os.scandir(top) as it:
         entries = list(it)
     for entry in entries:
-        rel = prefix + entry.name
-        if problem_with_name(entry.name) or entry.is_symlink():
+        name = entry.name
+        rel = prefix + name
+        if suspect(name) and problem_with_name(name):
             skipped.append(rel)
-        elif entry.is_dir(follow_symlinks=False):
-            if not ignored(rel, True):
-                scan.dirs[entry.name] = scan_dir(Path(entry.path), ignored, rel + "/", skipped)
         elif entry.is_file(follow_symlinks=False):
-            if not ignored(rel, False):
-                scan.files[entry.name] = _state(rel, entry.stat(follow_symlinks=False))
+            if ignored is None or not ignored(rel, False):
+                st = entry.stat(follow_symlinks=False)
+                files[name] = FileState(rel, st.st_ino, st.st_size, st.st_mtime_ns,
+                                        bool(st.st_mode & stat.S_IXUSR), st.st_nlink)
+        elif entry.is_dir(follow_symlinks=False):
+            if ignored is None or not ignored(rel, True):
+                scan.dirs[name] = scan_dir(Path(entry.path), ignored, rel + "/", skipped)
         else:
-            skipped.append(rel)  # sockets, fifos, devices
+            skipped.append(rel)  # symlinks, sockets, fifos, devices
     return scan
 
 
@@ -96,7 +126,8 @@ def fill_oids(base: Path, files: list[FileState], memo: StatMemo, jobs: int, on_
         if f.oid is None:
             pending.append(f)
     if pending:
-        oids = hash_many([base / f.rel for f in pending], jobs, on_hashed)
+        prefix = str(base) + os.sep
+        oids = hash_many([prefix + f.rel for f in pending], jobs, on_hashed, [f.size for f in pending])
         for f, oid in zip(pending, oids):
             f.oid = oid
         for f in pending:
@@ -122,25 +153,42 @@ def _build(scan: DirScan, trees: dict[str, bytes]) -> tuple[Tree, int, int]:
     return tree, total, count
 
 
-def snapshot(path: Path, memo: StatMemo, jobs: int, ignored=None, on_hashed=None) -> Snapshot | None:
-    """The current content of PATH (a file or a folder), or None when it does not exist."""
+def fingerprint(files: list[FileState], salt: bytes = b"") -> str:
+    """Digest of every file's (path, inode, size, mtime): equal fingerprints mean nothing changed."""
+    digest = hashlib.sha256(salt)
+    digest.update("\n".join(f"{f.rel}\0{f.ino}\0{f.size}\0{f.mtime_ns}\0{f.executable:d}" for f in files).encode())
+    return digest.hexdigest()
+
+
+def snapshot(path: Path, memo: StatMemo, jobs: int, ignored=None, on_hashed=None,
+             known: Callable[[str], str | None] | None = None, salt: bytes = b"") -> Snapshot | None:
+    """The current content of PATH (a file or a folder), or None when it does not exist.
+
+    KNOWN maps a folder fingerprint to the oid it was last seen with; on a hit nothing is hashed
+    or encoded (the files then carry no oids).
+    """
+    taken = time.time_ns()
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         return None
     if stat.S_ISREG(st.st_mode):
         f = _state(path.name, st)
-        fill_oids(path.parent, [f], memo, jobs)
-        return Snapshot("file", f.oid, f.size, [f], {}, [], f.executable)
+        hashed = fill_oids(path.parent, [f], memo, jobs)
+        return Snapshot("file", f.oid, f.size, [f], {}, [], f.executable, taken, hashed=hashed)
     if not stat.S_ISDIR(st.st_mode):
         return None
     skipped: list[str] = []
-    scan = scan_dir(path, ignored or (lambda rel, is_dir: False), "", skipped)
+    scan = scan_dir(path, ignored, "", skipped)
     files = _all_files(scan, [])
-    fill_oids(path, files, memo, jobs, on_hashed)
+    mark = fingerprint(files, salt)
+    oid = known(mark) if known else None
+    if oid is not None:
+        return Snapshot("dir", oid, sum(f.size for f in files), files, {}, skipped, False, taken, mark)
+    hashed = fill_oids(path, files, memo, jobs, on_hashed)
     trees: dict[str, bytes] = {}
     root, size, _ = _build(scan, trees)
     data = manifest.encode(root)
     oid = hash_bytes(data)
     trees[oid] = data
-    return Snapshot("dir", oid, size, files, trees, skipped)
+    return Snapshot("dir", oid, size, files, trees, skipped, False, taken, mark, hashed)

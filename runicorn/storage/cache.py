@@ -136,7 +136,7 @@ class Linker:
                 raise RunicornError(f"{dest} is a directory; remove it or use --force") from None
         except OSError as exc:
             _unlink(tmp)
-            if exc.errno == errno.ENOENT and not src.exists():
+            if exc.errno == errno.ENOENT and not os.path.exists(src):
                 raise ObjectMissingError([oid]) from None
             fsutil.raise_os_error(exc, dest)
 

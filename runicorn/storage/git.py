@@ -207,13 +207,15 @@ def is_pointer_path(path: str) -> bool:
     return path.endswith(POINTER_SUFFIX)
 
 
-def ignore_matcher(root: Path, ignore_file: str = ".runicornignore") -> Callable[[str, bool], bool]:
-    """A gitignore-syntax matcher for ROOT/IGNORE_FILE (dulwich); (relpath, is_dir) → ignored."""
-    from dulwich.ignore import IgnoreFilter
+def ignore_matcher(root: Path, ignore_file: str = ".runicornignore") -> Callable[[str, bool], bool] | None:
+    """A gitignore-syntax matcher for ROOT/IGNORE_FILE (dulwich): (relpath, is_dir) → ignored.
 
+    None when there is no ignore file (callers skip matching altogether)."""
     path = root / ignore_file
     if not path.is_file():
-        return lambda rel, is_dir: False
+        return None
+    from dulwich.ignore import IgnoreFilter
+
     patterns = IgnoreFilter.from_path(str(path))
 
     def ignored(rel: str, is_dir: bool) -> bool:

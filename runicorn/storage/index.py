@@ -24,6 +24,12 @@ MIGRATIONS: list[tuple[str, str]] = [
             oid      TEXT    NOT NULL
         )"""),
     ("0002_memo_by_oid", "CREATE INDEX memo_oid ON memo (oid)"),
+    ("0003_dirstate", """
+        CREATE TABLE dirstate (
+            path        TEXT PRIMARY KEY,
+            fingerprint TEXT NOT NULL,
+            oid         TEXT NOT NULL
+        )"""),
 ]
 
 MemoRow = tuple[int, int, int, str]  # ino, size, mtime_ns, oid
@@ -128,3 +134,27 @@ class NoMemo(StatMemo):
 
     def forget_oids(self, oids):
         pass
+
+
+class DirState:
+    """Tracked folder → (fingerprint of every file's stat, oid) when last seen clean.
+
+    Lets `status` answer "unchanged" for a large folder from one stat walk, without loading
+    the memo or encoding manifests (git's index plays this role for git).
+    """
+
+    def __init__(self, index: Index | None):
+        self.index = index
+
+    def get(self, path: str) -> tuple[str, str] | None:
+        if self.index is None:
+            return None
+        row = self.index.db.execute("SELECT fingerprint, oid FROM dirstate WHERE path = ?", (path,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def put(self, path: str, fingerprint: str, oid: str) -> None:
+        if self.index is None or self.get(path) == (fingerprint, oid):
+            return
+        with self.index.write() as db:
+            db.execute("INSERT OR REPLACE INTO dirstate (path, fingerprint, oid) VALUES (?, ?, ?)",
+                       (path, fingerprint, oid))

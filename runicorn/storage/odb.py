@@ -31,9 +31,11 @@ class ObjectDB:
         self.root = Path(root)
         self.objects = self.root / "objects"
         self.quarantine_dir = self.root / "quarantine"
+        self._prefix = str(self.objects) + os.sep
 
-    def path(self, oid: str) -> Path:
-        return self.root / object_relpath(oid)
+    def path(self, oid: str) -> str:
+        """Absolute path of OID (a str: this is on every hot path)."""
+        return f"{self._prefix}{oid[:2]}{os.sep}{oid[2:]}"
 
     def exists(self, oid: str) -> bool:
         return os.path.exists(self.path(oid))
@@ -48,16 +50,19 @@ class ObjectDB:
         directory.mkdir(parents=True, exist_ok=True)
         return directory
 
-    def adopt(self, src: Path, oid: str) -> bool:
+    def adopt(self, src: str, oid: str) -> bool:
         """Hardlink the finished file SRC in as OID (no copy). False if OID was already there."""
-        self._fanout(oid)
+        dest = self.path(oid)
         try:
-            os.link(src, self.path(oid))
+            os.link(src, dest)
         except FileExistsError:
             return False
+        except FileNotFoundError:
+            self._fanout(oid)  # prepare() was not run on this cache
+            return self.adopt(src, oid)
         except OSError as exc:
-            fsutil.raise_os_error(exc, self.path(oid))
-        os.chmod(self.path(oid), READ_ONLY)
+            fsutil.raise_os_error(exc, dest)
+        os.chmod(dest, READ_ONLY)
         return True
 
     def copy_in(self, src: Path, on_bytes=None) -> tuple[str, bool]:

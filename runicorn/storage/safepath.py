@@ -16,10 +16,15 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 _RESERVED = {".git", ".runicorn"}
 
 
+SUSPECT_NAME = re.compile(r"[\x00-\x1f\x7f\\/]|^\.\.?$|^[A-Za-z]:|^\.(?i:git|runicorn)[. ]*$")
+
+
 def problem_with_name(name: object) -> str | None:
     """Why NAME is not a safe single path component, or None when it is."""
     if not isinstance(name, str) or not name:
         return "empty or not a string"
+    if SUSPECT_NAME.search(name) is None:  # one regex pass: the hot path for 100k-file folders
+        return None
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
         return "contains a control character"
     if "\\" in name:
@@ -31,9 +36,7 @@ def problem_with_name(name: object) -> str | None:
     if _DRIVE.match(name):
         return "looks like a drive letter"
     # '.GIT', '.git.', '.git ' all mean .git on case-insensitive or Windows filesystems.
-    if name.casefold().rstrip(". ") in _RESERVED:
-        return f"names a reserved folder ({name})"
-    return None
+    return f"names a reserved folder ({name})"
 
 
 def problem_with_relpath(path: object) -> str | None:
