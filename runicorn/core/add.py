@@ -28,6 +28,7 @@ class AddResult:
     files: int
     changed: bool
     new_objects: int = 0
+    new_oids: list[str] = field(default_factory=list, repr=False)
     skipped: list[str] = field(default_factory=list)
     damaged: list[str] = field(default_factory=list)  # files whose old cached copy was damaged in place
 
@@ -85,7 +86,8 @@ def _record(repo: Repo, targets: list[str], reporter: Reporter) -> list[AddResul
         result = AddResult(rel, snap.kind, snap.oid, snap.size, snap.file_count, changed=False, skipped=snap.skipped)
         _store(repo, rel, snap, result, reporter)
         staged.append((rel, snap, result))
-    fsutil.flush_filesystem(repo.cache_dir)  # every object durable before any pointer names it
+    # every new object durable before any pointer names it
+    fsutil.make_durable([repo.odb.path(o) for _, _, r in staged for o in r.new_oids], repo.cache_dir)
     for rel, snap, result in staged:
         result.changed = _write_pointer(repo, rel, snap)
         gitignore.add_entry(repo.abspath(rel))
@@ -117,11 +119,15 @@ def _store(repo: Repo, rel: str, snap: Snapshot, result: AddResult, reporter: Re
     for f in snap.files:
         if f.stale_oid and _damaged(repo, f):
             result.damaged.append(f"{rel}/{f.rel}" if snap.kind == "dir" else rel)
-        result.new_objects += _store_file(repo, prefix + f.rel, f, kind)
+        if _store_file(repo, prefix + f.rel, f, kind):
+            result.new_oids.append(f.oid)
         advance(1)
     reporter.end_task()
     for data in snap.trees.values():
-        result.new_objects += repo.odb.put_bytes(data)[1]
+        oid, created = repo.odb.put_bytes(data)
+        if created:
+            result.new_oids.append(oid)
+    result.new_objects = len(result.new_oids)
 
 
 def _damaged(repo: Repo, f: FileState) -> bool:

@@ -87,6 +87,31 @@ def flush_filesystem(path: Path) -> None:
         os.close(fd)
 
 
+FSYNC_EACH_MAX = 128
+
+
+def make_durable(paths: list[str], fs_root: Path) -> None:
+    """Make the files PATHS (and their directory entries) durable before anything names them.
+
+    A few files are fsynced one by one (so a small `add` never waits for unrelated dirty data);
+    many are flushed with one syncfs of their filesystem (one fsync per small file costs about
+    0.25 ms here, 25 s for 100k files).
+    """
+    if not paths:
+        return
+    if len(paths) > FSYNC_EACH_MAX:
+        flush_filesystem(fs_root)
+        return
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    for directory in {os.path.dirname(p) for p in paths}:
+        fsync_dir(Path(directory))
+
+
 def remove_stale_tmp(directory: Path, older_than: float) -> int:
     """Delete temp files a killed process left in DIRECTORY (never younger than OLDER_THAN s)."""
     import time
