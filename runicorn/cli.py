@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -93,9 +94,12 @@ def _render_recorded(results, json: bool, quiet: bool, verb: str) -> None:
         what = f"{r.files:,} files, " if r.kind == "dir" else ""
         state = verb if r.changed else "unchanged"
         _say(quiet, f"{state} {r.path} ({what}{_size(r.size)}, {r.new_objects} new objects) -> {r.path}.rn")
-    if any(r.changed for r in results):
-        targets = " ".join(f"{r.path}.rn" for r in results if r.changed)
-        _say(quiet, f"To record this in git: git add {targets} .gitignore && git commit")
+    changed = [r for r in results if r.changed]
+    if changed:
+        root = discover_root(Path.cwd())
+        files = dict.fromkeys(shlex.quote(os.path.relpath(root / p)) for r in changed for p in r.git_paths)
+        message = shlex.quote(f"Track {', '.join(r.path for r in changed)}")
+        _say(quiet, f"To record this in git: git add {' '.join(files)} && git commit -m {message}")
 
 
 @app.command()

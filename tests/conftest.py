@@ -29,6 +29,7 @@ def isolated_env(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("GIT_COMMITTER_NAME", "Test")
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "test@example.com")
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_EDITOR", "true")  # a test that runs `git commit` without -m must not hang
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("RUNICORN_GC_GRACE_PERIOD", "0")
 

@@ -65,7 +65,7 @@ def test_bad_values_and_unknown_keys_name_the_key(tmp_repo):
 
 def test_credentials_never_go_to_the_committed_file(tmp_repo):
     result = tmp_repo.rn("config", "set", "remote.store.secret_access_key", "s3cr3t")
-    assert result.code == 1 and "--local" in result.err
+    assert result.code == 1 and "--scope local" in result.err
     assert "s3cr3t" not in (tmp_repo.root / ".runicorn.yaml").read_text()
     assert tmp_repo.rn("config", "set", "remote.store.secret_access_key", "s3cr3t", "--scope", "local").code == 0
     assert tmp_repo.git("check-ignore", ".runicorn/config.local.yaml").strip() == ".runicorn/config.local.yaml"

@@ -29,13 +29,14 @@ class AddResult:
     changed: bool
     new_objects: int = 0
     new_oids: list[str] = field(default_factory=list, repr=False)
+    git_paths: list[str] = field(default_factory=list)  # repo-relative files to commit: pointer, .gitignore
     skipped: list[str] = field(default_factory=list)
     damaged: list[str] = field(default_factory=list)  # files whose old cached copy was damaged in place
 
     def to_json(self) -> dict:
         return {"path": self.path, "kind": self.kind, "oid": self.oid, "size": self.size, "files": self.files,
                 "changed": self.changed, "new_objects": self.new_objects, "skipped": self.skipped,
-                "damaged": self.damaged}
+                "damaged": self.damaged, "git_paths": self.git_paths}
 
 
 def _targets(repo: Repo, paths: list[str]) -> list[str]:
@@ -91,6 +92,8 @@ def _record(repo: Repo, targets: list[str], reporter: Reporter) -> list[AddResul
     for rel, snap, result in staged:
         result.changed = _write_pointer(repo, rel, snap)
         gitignore.add_entry(repo.abspath(rel))
+        parent = rel.rsplit("/", 1)[0] + "/" if "/" in rel else ""
+        result.git_paths = [rel + ptr.SUFFIX, parent + ".gitignore"]
         repo.memo.put_many(snap.memo_rows())
         for name in snap.skipped:
             reporter.warn(f"skipped {rel}/{name}: symlinks and special files are not tracked")

@@ -27,12 +27,13 @@ class Plan:
     pointer: ptr.Pointer
     link: list[tuple[str, Entry]] = field(default_factory=list)  # (path inside, entry)
     remove: list[str] = field(default_factory=list)
+    folders: list[str] = field(default_factory=list)  # sub-folders the target has (empty ones too)
     lost: list[str] = field(default_factory=list)  # uncommitted content the plan would discard
     replace_kind: bool = False  # a file where a folder should be, or the reverse
 
     @property
     def empty(self) -> bool:
-        return not (self.link or self.remove or self.replace_kind)
+        return not (self.link or self.remove or self.replace_kind or self.folders)
 
 
 @dataclass
@@ -102,6 +103,7 @@ def _plan_dir(repo: Repo, plan: Plan, current) -> None:
     trees = repo.trees
     if current is not None:
         trees.remember(current.trees)
+    plan.folders = list(trees.dir_paths(plan.pointer.oid))
     for sub, change, old, new in trees.diff(current.oid if current else None, plan.pointer.oid):
         if change in ("added", "modified"):
             plan.link.append((sub, new))
@@ -126,6 +128,9 @@ def _apply(repo: Repo, plan: Plan, reporter: Reporter) -> CheckoutResult:
     if plan.pointer.kind == "dir":
         path.mkdir(parents=True, exist_ok=True)
         _remove_files(path, plan.remove)
+        for sub in plan.folders:
+            check_no_symlink_parents(repo.root, f"{plan.rel}/{sub}/x")
+            (path / sub).mkdir(exist_ok=True)
     kind = repo.linker.kind_for(path if plan.pointer.kind == "dir" else path.parent)
     failures: dict[str, str] = {}
     memo_rows: list = []

@@ -91,6 +91,8 @@ def log(repo: Repo, path: str) -> list[dict]:
             row.update(kind=p.kind, oid=p.oid, size=p.size, files=p.files)
         entries.append(row)
     if not entries:
+        if repo.pointer_file(rel).is_file():
+            raise RunicornError(f"{rel}{ptr.SUFFIX} has no git history yet; commit it with `git add {rel}{ptr.SUFFIX} && git commit`")
         raise PathNotTrackedError(rel)
     previous = None
     for row in reversed(entries):  # oldest first
@@ -148,7 +150,7 @@ def get(repo: Repo, path: str, rev: str | None, out: Path | None, force: bool = 
     entry = Entry(p.kind, p.oid, p.size) if owner == rel else repo.trees.lookup(p.oid, rel[len(owner) + 1:])
     if entry is None:
         raise RunicornError(f"{rel} is not inside {owner} at {rev}")
-    out = Path(out or Path(rel).name).absolute()
+    out = Path(os.path.abspath(out or Path(rel).name))
     if (out.exists() or out.is_symlink()) and not force:
         raise RunicornError(f"{out} already exists; choose another -o or pass --force")
     files = [("", entry)] if entry.kind == "file" else list(repo.trees.walk(entry.oid))

@@ -143,9 +143,19 @@ class Repo:
             return [(rel, self.load_pointer(rel)) for rel in self.pointer_paths()]
         out: dict[str, ptr.Pointer] = {}
         for user_path in paths:
-            rel = self.owner_of(self.rel(user_path))
-            out[rel] = self.load_pointer(rel)
+            for rel in self._tracked_at(self.rel(user_path)):
+                out[rel] = self.load_pointer(rel)
         return sorted(out.items())
+
+    def _tracked_at(self, rel: str) -> list[str]:
+        """REL's owner, or every tracked path inside REL when REL is a plain folder."""
+        try:
+            return [self.owner_of(rel)]
+        except PathNotTrackedError:
+            inside = [t for t in self.pointer_paths() if t.startswith(rel + "/")]
+            if not inside:
+                raise
+            return inside
 
     def owner_of(self, rel: str) -> str:
         """The tracked path that REL is or lies inside; PathNotTrackedError if none."""

@@ -17,7 +17,7 @@ def scope_file(root: Path | None, scope: str) -> Path:
     if scope == "user":
         return cfg.user_config_path()
     if root is None:
-        raise RunicornError(f"--{scope} needs a Runicorn repository; run `runicorn init` or use --user")
+        raise RunicornError(f"--scope {scope} needs a Runicorn repository; run `runicorn init` or use --scope user")
     return root / (cfg.PROJECT_FILE if scope == "project" else cfg.LOCAL_FILE)
 
 
@@ -37,7 +37,7 @@ def cfg_header(path: Path) -> str:
 def set_value(root: Path | None, key: str, value: str, scope: str = "project") -> Any:
     option = key.rsplit(".", 1)[-1]
     if scope == "project" and key.startswith("remote.") and option in cfg.SECRET_REMOTE_OPTIONS:
-        raise RunicornError(f"{key} is a credential; store it with --local (never in the committed .runicorn.yaml)")
+        raise RunicornError(f"{key} is a credential; store it with --scope local (never in the committed .runicorn.yaml)")
     parsed = cfg.validate(key, value)
     path = scope_file(root, scope)
     flat = cfg.load_file(path)

@@ -152,6 +152,13 @@ class TreeReader:
             else:
                 yield path, entry
 
+    def dir_paths(self, oid: str, prefix: str = "") -> Iterator[str]:
+        """Every sub-folder of tree OID as a relative path, parents first (empty folders too)."""
+        for name, entry in self.load(oid).items():
+            if entry.kind == "dir":
+                yield prefix + name
+                yield from self.dir_paths(entry.oid, prefix + name + "/")
+
     def tree_oids(self, oid: str) -> Iterator[str]:
         """OID and every sub-manifest oid below it."""
         yield oid
