@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import reprlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -105,6 +106,27 @@ REMOTE_OPTIONS: dict[str, Callable[[Any], Any]] = {
 SECRET_REMOTE_OPTIONS = {"access_key_id", "secret_access_key", "password"}
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors/aliases: Runicorn's files never need them, a YAML bomb does."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent) or getattr(self.peek_event(), "anchor", None):
+            raise yaml.YAMLError("anchors and aliases are not allowed")
+        return super().compose_node(parent, index)
+
+
+def strict_yaml_load(data: bytes | str) -> Any:
+    """yaml.safe_load without aliases; nesting too deep for the parser is a YAMLError too."""
+    try:
+        return yaml.load(data, Loader=_StrictLoader)  # noqa: S506 — a SafeLoader subclass
+    except RecursionError:
+        raise yaml.YAMLError("nested too deeply") from None
+
+
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 60
+
+
 def user_config_path() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
     return Path(base) / "runicorn" / "config.yaml"
@@ -136,7 +158,7 @@ def validate(key: str, value: Any, source: str = "the command line") -> Any:
     try:
         return parse(value)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"bad value for {key} in {source}: {exc}") from None
+        raise ConfigError(f"bad value {_short.repr(value)} for {key} in {source}: {_short.repr(str(exc))[1:-1]}") from None
 
 
 def load_file(path: Path) -> dict[str, Any]:
@@ -148,8 +170,8 @@ def load_file(path: Path) -> dict[str, Any]:
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{path} is larger than {MAX_CONFIG_BYTES} bytes; it is not a Runicorn config")
     try:
-        data = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
+        data = strict_yaml_load(raw)
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path} is not valid YAML ({str(exc).splitlines()[0]}); fix the file") from None
     return _flatten(data or {}, str(path))
 

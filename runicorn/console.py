@@ -35,8 +35,13 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def printable(text: str) -> str:
+    """TEXT on one line with control characters escaped (names in errors come from files)."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def error(message: str) -> None:
-    err.print("[red]error:[/red] " + _escape(message))
+    err.print("[red]error:[/red] " + _escape(printable(message)))
 
 
 class CliReporter(Reporter):
@@ -82,7 +87,7 @@ class CliReporter(Reporter):
             self._progress = None
 
     def warn(self, message: str) -> None:
-        err.print("[yellow]warning:[/yellow] " + _escape(message))
+        err.print("[yellow]warning:[/yellow] " + _escape(printable(message)))
 
     def info(self, message: str) -> None:
         if not self.quiet:

@@ -75,7 +75,7 @@ class ManifestError(RunicornError):
 
 class UnsafePathError(RunicornError):
     def __init__(self, path, reason: str):
-        super().__init__(f"refusing path {path!r}: {reason}")
+        super().__init__(f"refusing path {path!r}: {reason}; use a plain relative path inside the repository")
 
 
 class PathNotTrackedError(RunicornError):
@@ -104,21 +104,6 @@ class CorruptObjectError(RunicornError):
             "quarantine — restore it with `runicorn fetch` or re-add the original data"
         )
         self.oid = oid
-
-
-class InPlaceEditError(RunicornError):
-    """A linked workspace file was written in place, damaging the cached object it shares."""
-
-    exit_code = EXIT_INTEGRITY
-
-    def __init__(self, paths):
-        paths = sorted(paths)
-        shown = ", ".join(paths[:5]) + (" …" if len(paths) > 5 else "")
-        super().__init__(
-            f"{shown} changed in place through a hardlink, so the cached copy was damaged too; "
-            "run `runicorn add` to record the new content (use `runicorn unprotect` before editing next time)"
-        )
-        self.paths = paths
 
 
 class WorkspaceChangedError(RunicornError):
@@ -151,7 +136,8 @@ class GitError(RunicornError):
 
 class GcRefusedError(RunicornError):
     def __init__(self, reason: str):
-        super().__init__(f"gc stopped before deleting anything: {reason}")
+        super().__init__(f"gc stopped before deleting anything: {reason}; repair it and rerun, "
+                         "or narrow the scope (e.g. --workspace)")
 
 
 class DiskFullError(RunicornError):

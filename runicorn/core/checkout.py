@@ -104,6 +104,8 @@ def _plan_dir(repo: Repo, plan: Plan, current) -> None:
     if current is not None:
         trees.remember(current.trees)
     plan.folders = list(trees.dir_paths(plan.pointer.oid))
+    for sub in plan.folders if current is not None else ():  # refuse before anything is written
+        check_no_symlink_parents(repo.root, f"{plan.rel}/{sub}/x")
     for sub, change, old, new in trees.diff(current.oid if current else None, plan.pointer.oid):
         if change in ("added", "modified"):
             plan.link.append((sub, new))
@@ -129,7 +131,6 @@ def _apply(repo: Repo, plan: Plan, reporter: Reporter) -> CheckoutResult:
         path.mkdir(parents=True, exist_ok=True)
         _remove_files(path, plan.remove)
         for sub in plan.folders:
-            check_no_symlink_parents(repo.root, f"{plan.rel}/{sub}/x")
             (path / sub).mkdir(exist_ok=True)
     kind = repo.linker.kind_for(path if plan.pointer.kind == "dir" else path.parent)
     failures: dict[str, str] = {}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from runicorn.config import parse_duration
+from runicorn.config import parse_duration, strict_yaml_load
 from runicorn.core.events import NULL, Reporter
 from runicorn.core.repo import Repo
 from runicorn.errors import CorruptObjectError, GcRefusedError, RunicornError
@@ -47,9 +47,9 @@ def _is_root_file(path: str) -> bool:
 
 
 def _oids_in_yaml(data: bytes, where: str) -> set[str]:
-    """Every 64-hex value under an `oid`/`checksum` key in an artifact manifest."""
+    """Every 64-hex value under an `oid` key in an artifact manifest."""
     try:
-        doc = ptr.strict_yaml_load(data)
+        doc = strict_yaml_load(data)
     except yaml.YAMLError as exc:
         raise GcRefusedError(f"{where} is not valid YAML ({str(exc).splitlines()[0]})") from None
     found: set[str] = set()
@@ -66,49 +66,62 @@ def _oids_in_yaml(data: bytes, where: str) -> set[str]:
     return found
 
 
-def _root_oids(repo: Repo, path: str, data: bytes, where: str) -> set[str]:
+Roots = dict  # oid -> (kind "file" | "dir", where it was named)
+
+
+def _add_pointer(roots: Roots, path: str, data: bytes, where: str) -> None:
+    try:
+        p = ptr.parse_at(data, path, where)
+    except RunicornError as exc:
+        raise GcRefusedError(exc.message) from None
+    if roots.get(p.oid, ("file",))[0] != "dir":
+        roots[p.oid] = (p.kind, where)
+
+
+def _add_root_file(roots: Roots, path: str, data: bytes, where: str) -> None:
     if is_pointer_path(path):
-        try:
-            return {ptr.parse(data, where).oid}
-        except RunicornError as exc:
-            raise GcRefusedError(exc.message) from None
-    return _oids_in_yaml(data, where)
+        _add_pointer(roots, path, data, where)
+    else:
+        for oid in _oids_in_yaml(data, where):
+            roots.setdefault(oid, ("file", where))
 
 
-def collect_roots(repo: Repo, workspace_only: bool, branches: bool, tags: bool, all_commits: bool) -> set[str]:
-    roots: set[str] = set()
+def collect_roots(repo: Repo, workspace_only: bool, branches: bool, tags: bool, all_commits: bool) -> Roots:
+    roots: Roots = {}
     for rel in repo.pointer_paths():
-        file = repo.pointer_file(rel)
-        roots |= _root_oids(repo, file.name, file.read_bytes(), rel + ptr.SUFFIX)
+        name = rel + ptr.SUFFIX
+        _add_pointer(roots, name, repo.pointer_file(rel).read_bytes(), name)
     artifacts = repo.root / ARTIFACTS_PREFIX
     if artifacts.is_dir():
         for file in artifacts.rglob("*.y*ml"):
-            roots |= _oids_in_yaml(file.read_bytes(), str(file.relative_to(repo.root)))
+            rel = file.relative_to(repo.root).as_posix()
+            _add_root_file(roots, rel, file.read_bytes(), rel)
     for path, data in repo.git.index_files(_is_root_file):
-        roots |= _root_oids(repo, path, data, f"{path} (git index)")
+        _add_root_file(roots, path, data, f"{path} (git index)")
     use_branches = branches or not workspace_only
     use_tags = tags or not workspace_only
     commits = repo.git.scope_commits(use_branches, use_tags, all_commits)
     for sha, path, data in repo.git.files_in_commits(commits, _is_root_file):
-        roots |= _root_oids(repo, path, data, f"{path} at {sha[:12]}")
+        _add_root_file(roots, path, data, f"{path} at {sha[:12]}")
     return roots
 
 
-def reachable(repo: Repo, roots: set[str]) -> set[str]:
-    """ROOTS plus everything their manifests list; a missing manifest stops gc."""
-    seen: set[str] = set()
-    for oid in roots:
-        if oid in seen:
-            continue
-        seen.add(oid)
-        if not repo.odb.exists(oid) or not _looks_like_manifest(repo, oid):
+def reachable(repo: Repo, roots: Roots) -> set[str]:
+    """Every root plus everything its manifests list, read and validated through TreeReader.
+
+    A directory manifest that is missing or unreadable stops gc: what it lists is unknown.
+    """
+    seen: set[str] = set(roots)
+    for oid, (kind, where) in roots.items():
+        if kind != "dir":
             continue
         try:
             for tree in repo.trees.tree_oids(oid):
                 seen.add(tree)
                 seen.update(e.oid for e in repo.trees.load(tree).values())
         except RunicornError as exc:
-            raise GcRefusedError(f"a reachable directory manifest cannot be read ({exc.message})") from None
+            raise GcRefusedError(f"the folder manifest named by {where} cannot be read ({exc.message}); "
+                                 "fetch it with `runicorn fetch`") from None
     return seen
 
 
@@ -123,7 +136,7 @@ def gc(repo: Repo, workspace_only: bool = False, branches: bool = False, tags: b
     with repo.lock(reporter.info):
         keep = reachable(repo, collect_roots(repo, workspace_only, branches, tags, all_commits))
         plan = _plan(repo, keep, dry_run)
-        plan.quarantined = _quarantine_damaged(repo, keep)
+        plan.quarantined = _damaged(repo, keep, move=not dry_run)
         if not dry_run:
             _delete(repo, plan)
             repo.memo.forget_oids(plan.delete)
@@ -155,13 +168,19 @@ def _delete(repo: Repo, plan: GcPlan) -> None:
         repo.odb.remove(oid)
 
 
-def _quarantine_damaged(repo: Repo, keep: set[str]) -> list[str]:
-    """Re-hash kept objects whose stat changed since they were recorded (an in-place write)."""
+def _damaged(repo: Repo, keep: set[str], move: bool) -> list[str]:
+    """Kept objects whose stat changed since they were recorded and whose content no longer
+    matches their name (an in-place write); moved to quarantine unless MOVE is false (dry run)."""
     damaged = []
-    for oid in keep:
-        if repo.odb.exists(oid) and repo.guard.suspect(oid):
-            try:
-                repo.guard.check(oid)
-            except CorruptObjectError:
+    for oid in sorted(keep):
+        if not repo.odb.exists(oid) or not repo.guard.suspect(oid):
+            continue
+        if not move:
+            if repo.odb.rehash(oid) != oid:
                 damaged.append(oid)
+            continue
+        try:
+            repo.guard.check(oid)
+        except CorruptObjectError:
+            damaged.append(oid)
     return damaged

@@ -29,11 +29,7 @@ def pointers_at(repo: Repo, rev: str) -> dict[str, ptr.Pointer]:
     """Every pointer in REV's tree, validated (a hostile one raises, naming the file)."""
     out = {}
     for path, data in repo.git.files_in_tree(rev, is_pointer_path):
-        p = ptr.parse(data, f"{path} at {rev}")
-        rel = path[: -len(ptr.SUFFIX)]
-        if p.path != rel.rsplit("/", 1)[-1]:
-            raise ptr.PointerError(f"{path} at {rev}", f"path {p.path!r} does not match the file name")
-        out[rel] = p
+        out[path[: -len(ptr.SUFFIX)]] = ptr.parse_at(data, path, f"{path} at {rev}")
     return out
 
 
@@ -87,7 +83,7 @@ def log(repo: Repo, path: str) -> list[dict]:
         row = {"commit": info.sha, "date": info.time, "author": info.author, "message": info.message,
                "change": "deleted", "kind": None, "oid": None, "size": None, "files": None}
         if data is not None:
-            p = ptr.parse(data, f"{rel}{ptr.SUFFIX} at {info.sha[:12]}")
+            p = ptr.parse_at(data, rel + ptr.SUFFIX, f"{rel}{ptr.SUFFIX} at {info.sha[:12]}")
             row.update(kind=p.kind, oid=p.oid, size=p.size, files=p.files)
         entries.append(row)
     if not entries:
@@ -112,7 +108,7 @@ def _pointer_for(repo: Repo, rel: str, rev: str | None) -> tuple[str, ptr.Pointe
         owner = "/".join(parts[:i])
         data = repo.git.read_file(rev, owner + ptr.SUFFIX)
         if data is not None:
-            return owner, ptr.parse(data, f"{owner}{ptr.SUFFIX} at {rev}")
+            return owner, ptr.parse_at(data, owner + ptr.SUFFIX, f"{owner}{ptr.SUFFIX} at {rev}")
     raise RunicornError(f"{rel} is not tracked at {rev}; list tracked data with `runicorn ls --rev {rev}`")
 
 

@@ -123,7 +123,7 @@ class Repo:
         path = self.pointer_file(rel)
         if not path.is_file():
             raise PathNotTrackedError(rel)
-        return ptr.load(path, display=rel + ptr.SUFFIX)
+        return ptr.load(path, rel + ptr.SUFFIX)
 
     # -- tracked paths -------------------------------------------------------------------
     def pointer_paths(self) -> list[str]:

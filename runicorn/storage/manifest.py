@@ -105,7 +105,7 @@ def decode(oid: str, data: bytes) -> Tree:
     """Parse and validate one manifest; hostile names or values raise ManifestError."""
     try:
         doc = json.loads(data)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         _bad(oid, "not a Runicorn manifest (not JSON)")
     if not isinstance(doc, dict) or doc.get(FORMAT_KEY) != FORMAT_VERSION:
         _bad(oid, "not a Runicorn manifest of a known version")
@@ -118,6 +118,8 @@ def decode(oid: str, data: bytes) -> Tree:
         if name in tree:
             _bad(oid, f"duplicate entry {name!r}")
         tree[name] = entry
+    if encode(tree) != data:
+        _bad(oid, "not in canonical form (sorted, compact JSON)")
     return tree
 
 

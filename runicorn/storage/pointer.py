@@ -12,10 +12,11 @@ from typing import Any
 
 import yaml
 
+from runicorn.config import strict_yaml_load
 from runicorn.errors import PointerError
 from runicorn.storage import fsutil
 from runicorn.storage.hashing import HASH_NAME, is_oid
-from runicorn.storage.safepath import problem_with_name
+from runicorn.storage.safepath import problem_with_name, problem_with_relpath
 
 SUFFIX = ".rn"
 FORMAT_VERSION = 1
@@ -23,19 +24,6 @@ MAX_POINTER_BYTES = 64 << 10
 MAX_SIZE = 1 << 62
 HEADER = "# Runicorn pointer. Commit this file; the data lives in the Runicorn cache and remotes.\n"
 KNOWN_KEYS = ("runicorn", "path", "kind", "hash", "oid", "size", "files")
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses anchors/aliases: a pointer never needs them, a YAML bomb does."""
-
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent) or getattr(self.peek_event(), "anchor", None):
-            raise yaml.YAMLError("anchors and aliases are not allowed")
-        return super().compose_node(parent, index)
-
-
-def strict_yaml_load(data: bytes | str) -> Any:
-    return yaml.load(data, Loader=_StrictLoader)  # noqa: S506 — a SafeLoader subclass
 
 
 @dataclass
@@ -100,17 +88,25 @@ def parse(data: bytes, where: str | Path) -> Pointer:
     return Pointer(path=path, kind=kind, oid=oid, size=size, files=files if kind == "dir" else None, extra=extra)
 
 
-def load(pointer_file: Path, display: str | None = None) -> Pointer:
-    where = display or str(pointer_file)
+def parse_at(data: bytes, rel: str, where: str) -> Pointer:
+    """Parse the pointer stored at repo-relative REL ('a/b.rn'): its location is checked too."""
+    why = problem_with_relpath(rel)
+    if why:
+        _fail(where, f"its location {why}")
+    ptr = parse(data, where)
+    if ptr.path + SUFFIX != rel.rsplit("/", 1)[-1]:
+        _fail(where, f"path {ptr.path!r} does not match the pointer's file name")
+    return ptr
+
+
+def load(pointer_file: Path, rel: str) -> Pointer:
+    """Read and validate the pointer file at repo-relative REL."""
     try:
         with open(pointer_file, "rb") as f:
             data = f.read(MAX_POINTER_BYTES + 1)
     except OSError as exc:
-        _fail(where, f"cannot be read ({exc.strerror})")
-    ptr = parse(data, where)
-    if ptr.path + SUFFIX != Path(pointer_file).name:
-        _fail(where, f"path {ptr.path!r} does not match the pointer's file name")
-    return ptr
+        _fail(rel, f"cannot be read ({exc.strerror})")
+    return parse_at(data, rel, rel)
 
 
 def save(pointer_file: Path, ptr: Pointer) -> bool:

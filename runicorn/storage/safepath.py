@@ -16,7 +16,7 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 _RESERVED = {".git", ".runicorn"}
 
 
-SUSPECT_NAME = re.compile(r"[\x00-\x1f\x7f\\/]|^\.\.?$|^[A-Za-z]:|^\.(?i:git|runicorn)[. ]*$")
+SUSPECT_NAME = re.compile(r"[\x00-\x1f\x7f-\x9f\\/]|^\.\.?$|^[A-Za-z]:|^\.(?i:git|runicorn)[. ]*$")
 
 
 def problem_with_name(name: object) -> str | None:
@@ -25,7 +25,7 @@ def problem_with_name(name: object) -> str | None:
         return "empty or not a string"
     if SUSPECT_NAME.search(name) is None:  # one regex pass: the hot path for 100k-file folders
         return None
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+    if any(ord(c) < 32 or 127 <= ord(c) <= 159 for c in name):  # C0, DEL and C1 controls
         return "contains a control character"
     if "\\" in name:
         return "contains a backslash"
