@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runicorn.core.events import NULL, Reporter
+from runicorn.core.damage import damaged_files
 from runicorn.core.repo import Repo
 from runicorn.core.workspace import FileState, Snapshot
 from runicorn.errors import RunicornError, UnsafePathError
@@ -118,10 +119,9 @@ def _store(repo: Repo, rel: str, snap: Snapshot, result: AddResult, reporter: Re
     base = path if snap.kind == "dir" else path.parent
     kind = repo.linker.kind_for(base)
     prefix = str(base) + os.sep
+    _quarantine_damaged(repo, rel, snap, result)
     advance = reporter.task(f"caching {rel}", snap.file_count)
     for f in snap.files:
-        if f.stale_oid and _damaged(repo, f):
-            result.damaged.append(f"{rel}/{f.rel}" if snap.kind == "dir" else rel)
         if _store_file(repo, prefix + f.rel, f, kind):
             result.new_oids.append(f.oid)
         advance(1)
@@ -133,16 +133,18 @@ def _store(repo: Repo, rel: str, snap: Snapshot, result: AddResult, reporter: Re
     result.new_objects = len(result.new_oids)
 
 
-def _damaged(repo: Repo, f: FileState) -> bool:
-    """True (and the object quarantined) when F was the cached object of F.stale_oid, written in place."""
+def _quarantine_damaged(repo: Repo, rel: str, snap: Snapshot, result: AddResult) -> None:
+    """Objects of the previous version that were written in place leave the cache first."""
+    if not repo.pointer_file(rel).is_file():
+        return
     try:
-        same = os.stat(repo.odb.path(f.stale_oid)).st_ino == f.ino
-    except FileNotFoundError:
-        return False
-    if same:
-        repo.odb.quarantine(f.stale_oid)
-        repo.memo.forget_oids([f.stale_oid])
-    return same
+        previous = repo.load_pointer(rel)
+    except RunicornError:
+        return  # a broken pointer is about to be replaced
+    for sub, oid in damaged_files(repo, rel, previous, snap).items():
+        repo.odb.quarantine(oid)
+        repo.memo.forget_oids([oid])
+        result.damaged.append(f"{rel}/{sub}" if sub else rel)
 
 
 def _store_file(repo: Repo, path: str, f: FileState, kind: str) -> int:

@@ -35,8 +35,7 @@ def cfg_header(path: Path) -> str:
 
 
 def set_value(root: Path | None, key: str, value: str, scope: str = "project") -> Any:
-    option = key.rsplit(".", 1)[-1]
-    if scope == "project" and key.startswith("remote.") and option in cfg.SECRET_REMOTE_OPTIONS:
+    if scope == "project" and _secret(key):
         raise RunicornError(f"{key} is a credential; store it with --scope local (never in the committed .runicorn.yaml)")
     parsed = cfg.validate(key, value)
     path = scope_file(root, scope)
@@ -57,8 +56,14 @@ def unset_value(root: Path | None, key: str, scope: str = "project") -> bool:
 
 
 def list_values(root: Path | None) -> list[dict]:
+    """Every effective setting; credentials are masked (read one with `config get`)."""
     conf = cfg.Config(root)
-    return [{"key": k, "value": v, "origin": conf.origin(k)} for k, v in sorted(conf.values.items())]
+    return [{"key": k, "value": "****" if _secret(k) else v, "origin": conf.origin(k)}
+            for k, v in sorted(conf.values.items())]
+
+
+def _secret(key: str) -> bool:
+    return key.startswith("remote.") and key.rsplit(".", 1)[-1] in cfg.SECRET_REMOTE_OPTIONS
 
 
 def get_value(root: Path | None, key: str) -> Any:

@@ -1,9 +1,9 @@
 """`runicorn status`: the workspace against the pointers. Read-only: takes no lock, writes nothing."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
+from runicorn.core.damage import damaged_files
 from runicorn.core.repo import Repo
 from runicorn.core.workspace import Snapshot
 from runicorn.errors import ObjectMissingError, RunicornError
@@ -33,22 +33,13 @@ def _one(repo: Repo, rel: str, pointer: ptr.Pointer) -> PathStatus:
     current = repo.snapshot(rel, expect=pointer.oid) if path.exists() and not path.is_symlink() else None
     if current is None:
         return PathStatus(rel, pointer.kind, DELETED if _in_cache(repo, pointer) else NOT_IN_CACHE)
-    damaged = [f.rel for f in current.files if f.stale_oid and _shares_object(repo, f.stale_oid, f.ino)]
     repo.memo.put_many(current.memo_rows(current.hashed))
     if current.oid == pointer.oid and current.kind == pointer.kind:
         repo.remember_clean(rel, current)
         return PathStatus(rel, pointer.kind, CLEAN)
-    changes = _changes(repo, pointer, current)
-    for sub in damaged:
-        changes = [(p, c) for p, c in changes if p != sub] + [(sub, DAMAGED)]
+    damaged = damaged_files(repo, rel, pointer, current)
+    changes = [(p, DAMAGED if p in damaged else c) for p, c in _changes(repo, pointer, current)]
     return PathStatus(rel, pointer.kind, DAMAGED if damaged else MODIFIED, sorted(changes))
-
-
-def _shares_object(repo: Repo, oid: str, ino: int) -> bool:
-    try:
-        return os.stat(repo.odb.path(oid)).st_ino == ino
-    except FileNotFoundError:
-        return False
 
 
 def _in_cache(repo: Repo, pointer: ptr.Pointer) -> bool:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from runicorn.core.events import NULL, Reporter
 from runicorn.core.repo import Repo
-from runicorn.errors import RunicornError
+from runicorn.errors import UsageError
 from runicorn.storage.hashing import hash_many
 
 
@@ -44,7 +44,7 @@ def verify(repo: Repo, paths: list[str] | None = None, cache: bool = False, samp
            reporter: Reporter = NULL) -> VerifyReport:
     report = VerifyReport()
     if sample is not None and not 0 < sample <= 100:
-        raise RunicornError(f"--sample must be a percentage in (0, 100], not {sample:g}")
+        raise UsageError(f"--sample must be a percentage above 0 and at most 100, not {sample:g}")
     wanted = set(repo.odb.iter_oids()) if cache else _tracked_oids(repo, paths, report)
     present = sorted(o for o in wanted if repo.odb.exists(o))
     report.missing = sorted(wanted - set(present))

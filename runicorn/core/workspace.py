@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from runicorn.storage import manifest
+from runicorn.storage.cache import RACY_NS
 from runicorn.storage.hashing import hash_bytes, hash_many
 from runicorn.storage.index import StatMemo
 from runicorn.storage.manifest import Entry, Tree
@@ -29,7 +30,6 @@ class FileState:
     executable: bool
     nlink: int
     oid: str | None = None
-    stale_oid: str | None = None  # what the memo held for this inode before it changed
 
 
 @dataclass
@@ -38,9 +38,6 @@ class DirScan:
     dirs: dict[str, "DirScan"] = field(default_factory=dict)
 
 
-# A file whose mtime is this close to the moment it was stat'ed may still change within the same
-# timestamp tick ("racy git"); it is never recorded as unchanged.
-RACY_NS = 1_000_000_000
 
 
 @dataclass
@@ -63,10 +60,10 @@ class Snapshot:
         return len(self.files)
 
     def memo_rows(self, files: list[FileState] | None = None) -> list[tuple[int, int, int, str]]:
-        """Stat memo rows for FILES (default all) that are safe to trust later: not racy, not stale."""
+        """Stat memo rows for FILES (default all) that are safe to trust later (not racy)."""
         limit = self.taken_ns - RACY_NS
         return [(f.ino, f.size, f.mtime_ns, f.oid) for f in (self.files if files is None else files)
-                if f.oid and f.mtime_ns < limit and f.stale_oid is None]
+                if f.oid and f.mtime_ns < limit]
 
     @property
     def racy(self) -> bool:
@@ -130,10 +127,6 @@ def fill_oids(base: Path, files: list[FileState], memo: StatMemo, jobs: int, on_
         oids = hash_many([prefix + f.rel for f in pending], jobs, on_hashed, [f.size for f in pending])
         for f, oid in zip(pending, oids):
             f.oid = oid
-        for f in pending:
-            old = memo.recorded_oid(f.ino)
-            if old is not None and old != f.oid:
-                f.stale_oid = old
     return pending
 
 

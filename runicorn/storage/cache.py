@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import time
 from pathlib import Path
 
 from runicorn.errors import CorruptObjectError, ObjectMissingError, RunicornError
@@ -19,6 +20,9 @@ from runicorn.storage.index import StatMemo
 from runicorn.storage.odb import READ_ONLY, ObjectDB
 
 FICLONE = 0x40049409
+# A file whose mtime is this close to the moment it was stat'ed may still change within the same
+# timestamp tick ("racy git"); it is never recorded as unchanged.
+RACY_NS = 1_000_000_000
 
 
 def reflink(src: Path, dst: Path) -> None:
@@ -78,10 +82,9 @@ class ObjectGuard:
         self.memo.put_many(rows)
 
     def suspect(self, oid: str) -> bool:
-        """True when the memo recorded this object's inode with another stat or oid (changed in place)."""
+        """True unless the memo vouches for this object's current stat (it may have been written in place)."""
         st = os.stat(self.odb.path(oid))
-        recorded = self.memo.recorded_oid(st.st_ino)
-        return recorded is not None and self.memo.get(st.st_ino, st.st_size, st.st_mtime_ns) != oid
+        return self.memo.get(st.st_ino, st.st_size, st.st_mtime_ns) != oid
 
     def check(self, oid: str) -> os.stat_result:
         """Stat of a trustworthy object OID; re-hashes it if its stat changed; quarantines if corrupt."""
@@ -96,7 +99,8 @@ class ObjectGuard:
             self.odb.quarantine(oid)
             self.memo.forget_oids([oid])
             raise CorruptObjectError(oid, actual)
-        self.memo.put_many([(st.st_ino, st.st_size, st.st_mtime_ns, oid)])
+        if st.st_mtime_ns < time.time_ns() - RACY_NS:  # a still-changing file is never vouched for
+            self.memo.put_many([(st.st_ino, st.st_size, st.st_mtime_ns, oid)])
         return st
 
 
