@@ -112,8 +112,14 @@ def commit(paths: Paths = None, json: Json = False, quiet: Quiet = False, verbos
 @app.command()
 def status(paths: Paths = None,
            exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when anything differs.")] = False,
+           remote: Annotated[Optional[str], typer.Option("--remote", help="Compare with a remote instead "
+                                                          "(`--remote` alone: the default remote).")] = None,
            json: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
-    """Compare the workspace with the pointers (modified, deleted, not in cache)."""
+    """Compare the workspace with the pointers (modified, deleted, not in cache), or with a remote."""
+    if remote is not None:
+        from runicorn.cli_remote import render_remote_status
+
+        return render_remote_status(paths, remote or None, exit_code, json, quiet)
     results = status_mod.status(Repo.find(), paths)
     if json:
         print_json([r.to_json() for r in results])
@@ -222,10 +228,15 @@ def gc(workspace: Annotated[bool, typer.Option("--workspace", help="Keep only wh
        all_commits: Annotated[bool, typer.Option("--all-commits", help="Keep what any commit uses.")] = False,
        dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; delete nothing.")] = False,
        yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+       remote: Annotated[Optional[str], typer.Option("--remote", "-r", help="Collect on this remote instead.")] = None,
        json: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
     """Delete cache objects that nothing in scope uses (safely; see docs/cli.md)."""
     repo, reporter = Repo.find(), CliReporter(quiet, verbose, json)
     args = dict(workspace_only=workspace, branches=all_branches, tags=all_tags, all_commits=all_commits)
+    if remote:
+        from runicorn.cli_remote import remote_gc
+
+        return remote_gc(repo, remote, args, dry_run, yes, reporter, json, quiet)
     if not dry_run and not yes:
         plan = gc_mod.gc(repo, **args, dry_run=True, reporter=reporter)
         if plan.delete and not reporter.confirm(f"Delete {len(plan.delete):,} objects ({_size(plan.freed_bytes)})?"):
@@ -246,9 +257,16 @@ def gc(workspace: Annotated[bool, typer.Option("--workspace", help="Keep only wh
 def verify(paths: Paths = None,
            cache: Annotated[bool, typer.Option("--cache", help="Check every object in the cache.")] = False,
            sample: Annotated[Optional[float], typer.Option("--sample", help="Check a random PCT of the objects.")] = None,
+           remote: Annotated[Optional[str], typer.Option("--remote", "-r", help="Re-hash the objects on this remote.")] = None,
            json: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
     """Re-hash objects; report (and quarantine) corrupt ones, report missing ones. Exit 5 on problems."""
-    report = verify_mod.verify(Repo.find(), paths, cache, sample, CliReporter(quiet, verbose, json))
+    reporter = CliReporter(quiet, verbose, json)
+    if remote:
+        from runicorn.core.remote_check import verify_remote
+
+        report = verify_remote(Repo.find(), paths, remote, sample, reporter)
+    else:
+        report = verify_mod.verify(Repo.find(), paths, cache, sample, reporter)
     if json:
         print_json(report.to_json())
     else:
@@ -342,6 +360,9 @@ def _check_scope(scope: str) -> None:
         raise UsageError(f"--scope must be one of {', '.join(settings.SCOPES)}, not {scope!r}")
 
 
+import runicorn.cli_remote  # noqa: E402,F401 — registers push/pull/fetch/remote on app
+
+
 class Interrupted(RunicornError):
     exit_code = EXIT_INTERRUPTED
 
@@ -353,6 +374,23 @@ def _on_sigint(signum, frame) -> None:
     raise Interrupted()
 
 
+def _status_remote_default(args: list[str]) -> list[str]:
+    """`status --remote` may stand alone: then it means the default remote (SPEC: --remote [NAME])."""
+    if not args or args[0] != "status" or "--remote" not in args:
+        return args
+    i = args.index("--remote")
+    following = args[i + 1] if i + 1 < len(args) else None
+    try:
+        from runicorn.config import Config
+
+        names = set(Config(discover_root(Path.cwd())).remotes())
+    except RunicornError:
+        names = set()
+    if following is None or following.startswith("-") or following not in names:
+        args = args[:i] + ["--remote="] + args[i + 1:]
+    return args
+
+
 def main(argv: list[str] | None = None) -> None:
     """The CLI's single error boundary: RunicornError → one red line and its exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -360,7 +398,7 @@ def main(argv: list[str] | None = None) -> None:
     args = [a for a in args if a != "--traceback"]
     signal.signal(signal.SIGINT, _on_sigint)
     try:
-        app(args=args, prog_name="runicorn")  # standalone: usage errors exit 2 inside
+        app(args=_status_remote_default(args), prog_name="runicorn")  # standalone: usage errors exit 2 inside
     except RunicornError as exc:
         error(exc.message)
         sys.exit(exc.exit_code)

@@ -101,7 +101,7 @@ KEYS: dict[str, Key] = {
 REMOTE_OPTIONS: dict[str, Callable[[Any], Any]] = {
     "url": _str, "endpoint_url": _str, "region": _str, "profile": _str, "user": _str,
     "port": _int, "keyfile": _str, "jobs": _int, "access_key_id": _str,
-    "secret_access_key": _str, "password": _str,
+    "secret_access_key": _str, "password": _str, "known_hosts": _str,
 }
 SECRET_REMOTE_OPTIONS = {"access_key_id", "secret_access_key", "password"}
 
@@ -177,11 +177,22 @@ def load_file(path: Path) -> dict[str, Any]:
 
 
 def _from_env() -> dict[str, Any]:
+    """RUNICORN_<SECTION>_<KEY> for every key (RUNICORN_CACHE_DIR → cache.dir), and
+    RUNICORN_REMOTE_<NAME>_<OPTION> for remote options (RUNICORN_REMOTE_STORE_PASSWORD)."""
     flat: dict[str, Any] = {}
     for key in KEYS:
         env = "RUNICORN_" + key.replace(".", "_").upper()
         if env in os.environ:
             flat[key] = validate(key, os.environ[env], f"${env}")
+    for env, value in os.environ.items():
+        if not env.startswith("RUNICORN_REMOTE_"):
+            continue
+        rest = env[len("RUNICORN_REMOTE_"):].lower()
+        for option in sorted(REMOTE_OPTIONS, key=len, reverse=True):
+            if rest.endswith("_" + option) and len(rest) > len(option) + 1:
+                key = f"remote.{rest[: -len(option) - 1]}.{option}"
+                flat[key] = validate(key, value, f"${env}")
+                break
     return flat
 
 

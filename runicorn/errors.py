@@ -140,6 +140,24 @@ class GcRefusedError(RunicornError):
                          "or narrow the scope (e.g. --workspace)")
 
 
+class RemoteError(RunicornError):
+    """A remote could not be reached or refused an operation."""
+
+
+class RemoteObjectCorruptError(RunicornError):
+    exit_code = EXIT_INTEGRITY
+
+    def __init__(self, oids, remote: str):
+        oids = sorted(oids)
+        shown = ", ".join(o[:12] for o in oids[:5]) + (" …" if len(oids) > 5 else "")
+        super().__init__(
+            f"{len(oids)} object(s) on remote {remote!r} are corrupt ({shown}): their content does not match "
+            f"their name, so they were not stored — repair the remote with `runicorn push -r {remote}` "
+            "from a clone that has the data"
+        )
+        self.oids = oids
+
+
 class DiskFullError(RunicornError):
     def __init__(self, path):
         super().__init__(f"no space left on device while writing {path}; nothing was changed — free space and rerun")

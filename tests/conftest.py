@@ -13,6 +13,8 @@ import pytest
 
 from runicorn.cli import main
 
+pytest_plugins = ["servers"]  # real sshd and S3 (moto) servers on loopback: tests/servers.py
+
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path_factory, monkeypatch):

@@ -25,15 +25,13 @@ from runicorn.storage.safepath import check_no_symlink_parents
 class Plan:
     rel: str
     pointer: ptr.Pointer
+    part: str = ""  # only this path inside a tracked folder ('' = all of it)
     link: list[tuple[str, Entry]] = field(default_factory=list)  # (path inside, entry)
     remove: list[str] = field(default_factory=list)
     folders: list[str] = field(default_factory=list)  # sub-folders the target has (empty ones too)
     lost: list[str] = field(default_factory=list)  # uncommitted content the plan would discard
     replace_kind: bool = False  # a file where a folder should be, or the reverse
 
-    @property
-    def empty(self) -> bool:
-        return not (self.link or self.remove or self.replace_kind or self.folders)
 
 
 @dataclass
@@ -41,25 +39,44 @@ class CheckoutResult:
     path: str
     linked: int
     removed: int
+    missing: list[str] = field(default_factory=list)  # files not restored: their objects are not in the cache
 
     def to_json(self) -> dict:
-        return {"path": self.path, "linked": self.linked, "removed": self.removed}
+        return {"path": self.path, "linked": self.linked, "removed": self.removed, "missing": self.missing}
 
 
 def checkout(repo: Repo, paths: list[str] | None = None, force: bool = False,
-             reporter: Reporter = NULL) -> list[CheckoutResult]:
+             reporter: Reporter = NULL, skip_missing: bool = False) -> list[CheckoutResult]:
+    """Make PATHS (default: all tracked) match their pointers. A path inside a tracked folder
+    restores just that part. With SKIP_MISSING, files whose objects are absent are left out and
+    listed in the result instead of failing the whole command."""
     with repo.lock(reporter.info):
-        tracked = repo.tracked(paths)
-        plans = [_plan(repo, rel, p) for rel, p in tracked]
+        plans = [_restrict(_plan(repo, rel, p), part) for rel, p, part in repo.targets(paths)]
         lost = [x for plan in plans for x in plan.lost]
         if lost and not force:
             raise WorkspaceChangedError(lost)
-        _check_objects(repo, plans)
+        missing = _missing_objects(repo, plans, skip_missing)
         results = []
         for plan in plans:
-            results.append(_apply(repo, plan, reporter))
+            result = _apply(repo, plan, reporter)
+            result.missing = missing.get(plan.rel, [])
+            results.append(result)
             gitignore.add_entry(repo.abspath(plan.rel))
         return results
+
+
+def _restrict(plan: Plan, part: str) -> Plan:
+    """Keep only the changes at or under PART of the tracked folder."""
+    if not part:
+        return plan
+    inside = (lambda sub: sub == part or sub.startswith(part + "/"))  # noqa: E731
+    plan.part = part
+    plan.link = [(sub, e) for sub, e in plan.link if inside(sub)]
+    plan.remove = [sub for sub in plan.remove if inside(sub)]
+    plan.lost = [p for p in plan.lost if inside(p[len(plan.rel) + 1:])]
+    plan.folders = [sub for sub in plan.folders if inside(sub) or part.startswith(sub + "/")]
+    plan.replace_kind = False
+    return plan
 
 
 def _plan(repo: Repo, rel: str, pointer: ptr.Pointer) -> Plan:
@@ -117,10 +134,20 @@ def _plan_dir(repo: Repo, plan: Plan, current) -> None:
                 plan.lost.append(f"{plan.rel}/{sub}")
 
 
-def _check_objects(repo: Repo, plans: list[Plan]) -> None:
-    missing = {e.oid for plan in plans for _, e in plan.link if not repo.odb.exists(e.oid)}
-    if missing:
-        raise ObjectMissingError(missing)
+def _missing_objects(repo: Repo, plans: list[Plan], skip: bool) -> dict[str, list[str]]:
+    """Paths (per tracked path) whose objects are not in the cache; raises unless SKIP."""
+    missing: dict[str, list[str]] = {}
+    oids = set()
+    for plan in plans:
+        absent = [(sub, e) for sub, e in plan.link if not repo.odb.exists(e.oid)]
+        if absent:
+            oids.update(e.oid for _, e in absent)
+            missing[plan.rel] = [f"{plan.rel}/{sub}" if sub else plan.rel for sub, _ in absent]
+            gone = {sub for sub, _ in absent}
+            plan.link = [(sub, e) for sub, e in plan.link if sub not in gone]
+    if oids and not skip:
+        raise ObjectMissingError(oids)
+    return missing
 
 
 def _apply(repo: Repo, plan: Plan, reporter: Reporter) -> CheckoutResult:

@@ -147,6 +147,19 @@ class Repo:
                 out[rel] = self.load_pointer(rel)
         return sorted(out.items())
 
+    def targets(self, paths: list[str] | None = None) -> list[tuple[str, ptr.Pointer, str]]:
+        """(tracked path, pointer, part inside it or '') for PATHS — granular commands use the part."""
+        if not paths:
+            return [(rel, p, "") for rel, p in self.tracked()]
+        out: dict[tuple[str, str], ptr.Pointer] = {}
+        for user_path in paths:
+            rel = self.rel(user_path)
+            for owner in self._tracked_at(rel):
+                part = rel[len(owner) + 1:] if rel.startswith(owner + "/") else ""
+                out[(owner, part)] = self.load_pointer(owner)
+        whole = {owner for owner, part in out if not part}
+        return sorted((o, p, part) for (o, part), p in out.items() if not part or o not in whole)
+
     def _tracked_at(self, rel: str) -> list[str]:
         """REL's owner, or every tracked path inside REL when REL is a plain folder."""
         try:

@@ -7,6 +7,7 @@ evolves only through the named MIGRATIONS below, applied in order and recorded.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +31,12 @@ MIGRATIONS: list[tuple[str, str]] = [
             fingerprint TEXT NOT NULL,
             oid         TEXT NOT NULL
         )"""),
+    ("0004_remote_objects", """
+        CREATE TABLE remote_objects (
+            remote TEXT NOT NULL,
+            oid    TEXT NOT NULL,
+            PRIMARY KEY (remote, oid)
+        ) WITHOUT ROWID"""),
 ]
 
 MemoRow = tuple[int, int, int, str]  # ino, size, mtime_ns, oid
@@ -39,6 +46,7 @@ class Index:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._write_lock = threading.RLock()
         self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
         self.db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
@@ -48,14 +56,17 @@ class Index:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """One short write transaction, taken with BEGIN IMMEDIATE (never upgraded later)."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        """One short write transaction, taken with BEGIN IMMEDIATE (never upgraded later).
+
+        Threads of one process share the connection, so they take turns (transfer pools write)."""
+        with self._write_lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
 
     def _migrate(self) -> None:
         self.db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
@@ -158,3 +169,32 @@ class DirState:
         with self.index.write() as db:
             db.execute("INSERT OR REPLACE INTO dirstate (path, fingerprint, oid) VALUES (?, ?, ?)",
                        (path, fingerprint, oid))
+
+
+class RemoteIndex:
+    """Objects known to be on each remote (learned by push and fetch).
+
+    A hint that makes a no-op push nearly free; never trusted for deletion (gc lists the remote).
+    """
+
+    def __init__(self, index: Index, remote: str):
+        self.index = index
+        self.remote = remote
+
+    def known(self) -> set[str]:
+        cur = self.index.db.execute("SELECT oid FROM remote_objects WHERE remote = ?", (self.remote,))
+        return {row[0] for row in cur}
+
+    def add(self, oids: Iterable[str]) -> None:
+        rows = [(self.remote, o) for o in oids]
+        if rows:
+            with self.index.write() as db:
+                db.executemany("INSERT OR IGNORE INTO remote_objects (remote, oid) VALUES (?, ?)", rows)
+
+    def forget(self, oids: Iterable[str] | None = None) -> None:
+        with self.index.write() as db:
+            if oids is None:
+                db.execute("DELETE FROM remote_objects WHERE remote = ?", (self.remote,))
+            else:
+                db.executemany("DELETE FROM remote_objects WHERE remote = ? AND oid = ?",
+                               [(self.remote, o) for o in oids])

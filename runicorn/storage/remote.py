@@ -1,0 +1,251 @@
+"""Remotes: the cache's object layout on another filesystem, reached through fsspec.
+
+A remote is `ObjectStore(fs, root)`: `objects/<2>/<62>` under ROOT (the same `object_relpath` as
+the cache), plus `runs/` for shared run records. Adding a scheme is one entry in SCHEMES and an
+extra in pyproject.toml. Writes are atomic on every back end: a temp name + rename on directory
+and SSH remotes, a direct PUT on S3 (an object exists only once complete). Every object read
+from a remote is re-hashed before it enters the cache.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+from urllib.parse import unquote, urlsplit
+
+from runicorn.errors import ConfigError, RemoteError
+from runicorn.storage.hashing import BUFSIZE, is_oid
+from runicorn.storage.odb import ObjectDB, object_relpath
+
+TRANSIENT_RETRIES = 3
+BACKOFF_S = 0.5
+
+
+@dataclass(frozen=True)
+class Scheme:
+    name: str
+    extra: str | None  # pip extra that brings its fsspec back end
+    atomic_put: bool  # True when a PUT is all-or-nothing (S3): no temp + rename needed
+    jobs: int  # default parallel transfers
+
+
+SCHEMES = {
+    "local": Scheme("local", None, False, 8),
+    "ssh": Scheme("ssh", "ssh", False, 8),
+    "s3": Scheme("s3", "s3", True, 16),
+}
+SUPPORTED = "a local path or file:///path, ssh://[user@]host[:port]/path, s3://bucket[/prefix]"
+
+
+@dataclass(frozen=True)
+class Location:
+    scheme: str
+    root: str  # path on the remote filesystem (bucket/prefix for S3)
+    host: str = ""
+    port: int | None = None
+    user: str = ""
+
+
+def _no_traversal(url: str, path: str) -> None:
+    parts = [p for p in path.replace("\\", "/").split("/") if p]
+    if ".." in parts or any(ord(c) < 32 for c in path):
+        raise ConfigError(f"remote URL {url!r} contains '..' or control characters; give a plain path")
+
+
+def parse_url(url: str, repo_root: Path | None = None) -> Location:
+    """Validate URL and split it; unknown schemes are refused with the supported list."""
+    if not url or not isinstance(url, str):
+        raise ConfigError(f"remote URL is empty; use {SUPPORTED}")
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme in ("", "file") or re.match(r"^[A-Za-z]$", scheme):
+        path = unquote(parts.path) if scheme == "file" else url
+        _no_traversal(url, path)
+        base = Path(os.path.expanduser(path))
+        if not base.is_absolute():
+            base = (repo_root or Path.cwd()) / base
+        return Location("local", os.path.normpath(base))
+    if scheme == "ssh":
+        _no_traversal(url, parts.path)
+        if not parts.hostname or not parts.path.strip("/"):
+            raise ConfigError(f"remote URL {url!r} needs a host and a path: ssh://[user@]host[:port]/path")
+        return Location("ssh", parts.path.rstrip("/") or "/", parts.hostname, parts.port, parts.username or "")
+    if scheme == "s3":
+        _no_traversal(url, parts.path)
+        if not parts.netloc:
+            raise ConfigError(f"remote URL {url!r} needs a bucket: s3://bucket[/prefix]")
+        return Location("s3", f"{parts.netloc}{parts.path.rstrip('/')}")
+    raise ConfigError(f"unsupported remote URL scheme {scheme!r} in {url!r}; use {SUPPORTED}")
+
+
+def _import_backend(module: str, extra: str):
+    try:
+        return __import__(module)
+    except ImportError:
+        raise RemoteError(f"the {extra} back end is not installed; run `pip install runicorn[{extra}]`") from None
+
+
+def make_filesystem(loc: Location, options: dict[str, Any]):
+    """The fsspec filesystem for LOC, configured from remote OPTIONS (credentials included)."""
+    if loc.scheme == "local":
+        from fsspec.implementations.local import LocalFileSystem
+
+        return LocalFileSystem()
+    if loc.scheme == "ssh":
+        sshfs = _import_backend("sshfs", "ssh")
+        kwargs: dict[str, Any] = {"port": options.get("port") or loc.port or 22}
+        user = options.get("user") or loc.user
+        if user:
+            kwargs["username"] = user
+        if options.get("keyfile"):
+            kwargs["client_keys"] = [os.path.expanduser(options["keyfile"])]
+        if options.get("password"):
+            kwargs["password"] = options["password"]
+        known = options.get("known_hosts")
+        if known:
+            kwargs["known_hosts"] = None if known == "none" else os.path.expanduser(known)
+        return sshfs.SSHFileSystem(loc.host, **kwargs)
+    s3fs = _import_backend("s3fs", "s3")
+    client: dict[str, Any] = {}
+    if options.get("endpoint_url"):
+        client["endpoint_url"] = options["endpoint_url"]
+    if options.get("region"):
+        client["region_name"] = options["region"]
+    kwargs = {"client_kwargs": client}
+    if options.get("access_key_id"):
+        kwargs.update(key=options["access_key_id"], secret=options.get("secret_access_key"))
+    if options.get("profile"):
+        kwargs["profile"] = options["profile"]
+    return s3fs.S3FileSystem(**kwargs)
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, (FileNotFoundError, PermissionError, FileExistsError, IsADirectoryError, NotADirectoryError)):
+        return False
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        return False
+    return isinstance(exc, (OSError, ConnectionError, TimeoutError)) or type(exc).__module__.startswith(
+        ("asyncssh", "botocore", "aiohttp"))
+
+
+class ObjectStore:
+    """Objects (and run records) on one remote. Thread-safe: transfers run in a pool."""
+
+    def __init__(self, name: str, fs, loc: Location, jobs: int):
+        self.name = name
+        self.fs = fs
+        self.loc = loc
+        self.root = loc.root.rstrip("/")
+        self.scheme = SCHEMES[loc.scheme]
+        self.jobs = jobs or self.scheme.jobs
+
+    def path(self, oid: str) -> str:
+        return f"{self.root}/{object_relpath(oid)}"
+
+    def retry(self, what: str, fn: Callable, *args):
+        """Run FN, retrying transient errors with backoff; the last failure names the remote."""
+        for attempt in range(TRANSIENT_RETRIES):
+            try:
+                return fn(*args)
+            except BaseException as exc:  # noqa: BLE001 — filtered right below
+                if not _transient(exc) or attempt == TRANSIENT_RETRIES - 1:
+                    if isinstance(exc, (FileNotFoundError, KeyboardInterrupt)) or not isinstance(exc, Exception):
+                        raise
+                    raise RemoteError(f"{what} on remote {self.name!r} failed: {type(exc).__name__}: {exc}; "
+                                      "check the remote is reachable and rerun (transfers resume)") from None
+                time.sleep(BACKOFF_S * 2 ** attempt)
+        raise AssertionError("unreachable")
+
+    # -- existence ------------------------------------------------------------------------
+    def exists(self, oid: str) -> bool:
+        return bool(self.retry("checking an object", self.fs.exists, self.path(oid)))
+
+    def list_oids(self) -> set[str]:
+        """Every object on the remote (one listing; for S3 a paginated key listing)."""
+        base = f"{self.root}/objects"
+        try:
+            found = self.retry("listing objects", self.fs.find, base)
+        except FileNotFoundError:
+            return set()
+        out = set()
+        for path in found:
+            rel = path[len(base):].lstrip("/") if path.startswith(base) else path.rsplit("/objects/", 1)[-1]
+            oid = rel.replace("/", "")
+            if is_oid(oid):
+                out.add(oid)
+        return out
+
+    # -- transfer ---------------------------------------------------------------------------
+    def upload(self, odb: ObjectDB, oid: str, on_bytes=None) -> int:
+        """Copy cached OID to the remote; it appears under its final name only when complete."""
+        final = self.path(oid)
+        if self.scheme.atomic_put:
+            self.retry(f"uploading {oid[:12]}", self._stream_up, odb.path(oid), final, on_bytes)
+            return os.path.getsize(odb.path(oid))
+        tmp = f"{posixpath.dirname(final)}/.rn-tmp-{secrets.token_hex(8)}"
+        self.retry("creating a folder", self.fs.makedirs, posixpath.dirname(final), True)
+        try:
+            self.retry(f"uploading {oid[:12]}", self._stream_up, odb.path(oid), tmp, on_bytes)
+            self.retry(f"renaming {oid[:12]} into place", self.fs.mv, tmp, final)
+        except BaseException:
+            self._remove_quietly(tmp)
+            raise
+        return os.path.getsize(odb.path(oid))
+
+    def _stream_up(self, local: str, remote: str, on_bytes) -> None:
+        with open(local, "rb") as fin, self.fs.open(remote, "wb") as fout:
+            while chunk := fin.read(BUFSIZE):
+                fout.write(chunk)
+                if on_bytes:
+                    on_bytes(len(chunk))
+
+    def download(self, odb: ObjectDB, oid: str, on_bytes=None) -> tuple[str, bool]:
+        """Fetch OID into the cache, re-hashed on the way; returns (actual oid, stored)."""
+        def fetch():
+            with self.fs.open(self.path(oid), "rb") as fin:
+                return odb.put_stream(fin, expected_oid=oid, on_bytes=on_bytes)
+
+        return self.retry(f"downloading {oid[:12]}", fetch)
+
+    def hash_remote(self, oid: str) -> str:
+        """Re-hash one remote object without storing it (verify --remote)."""
+        import hashlib
+
+        def run():
+            digest = hashlib.sha256()
+            with self.fs.open(self.path(oid), "rb") as fin:
+                while chunk := fin.read(BUFSIZE):
+                    digest.update(chunk)
+            return digest.hexdigest()
+
+        return self.retry(f"reading {oid[:12]}", run)
+
+    def modified(self, oid: str) -> float | None:
+        info = self.retry("reading object info", self.fs.info, self.path(oid))
+        for key in ("mtime", "LastModified", "created"):
+            value = info.get(key)
+            if value is not None:
+                return value.timestamp() if hasattr(value, "timestamp") else float(value)
+        return None
+
+    def delete(self, oid: str) -> None:
+        self.retry(f"deleting {oid[:12]}", self.fs.rm_file, self.path(oid))
+
+    def _remove_quietly(self, path: str) -> None:
+        try:
+            self.fs.rm_file(path)
+        except (OSError, ValueError):
+            pass
+
+
+def open_store(name: str, options: dict[str, Any], repo_root: Path | None, jobs: int = 0) -> ObjectStore:
+    if "url" not in options or not options["url"]:
+        raise ConfigError(f"remote {name!r} has no url; set it with `runicorn remote add {name} URL`")
+    loc = parse_url(options["url"], repo_root)
+    return ObjectStore(name, make_filesystem(loc, options), loc, jobs or options.get("jobs") or 0)
