@@ -141,14 +141,14 @@ def push(repo: Repo, paths: list[str] | None = None, remote: str | None = None, 
     store = open_remote(repo, remote, jobs)
     index = RemoteIndex(repo.index, store.name)
     targets = scope_targets(repo, paths, **scope)
-    known = index.known()
+    known = _trusted_known(store, index, targets)
     plan = _plan_push(repo, targets, known)
     result = TransferResult(store.name)
     wanted = (plan.files - known) | set(plan.manifests)
     there = present_on_remote(store, wanted)
     index.add(there)
     result.already = len(there) + len(plan.files & known)
-    todo_files = sorted(plan.files - there)
+    todo_files = sorted(plan.files - known - there)
     levels = sorted({d for o, d in plan.manifests.items() if o not in there}, reverse=True)
     total = len(wanted) - len(there)
     advance = reporter.task(f"pushing to {store.name}", total, "objects")
@@ -159,6 +159,19 @@ def push(repo: Repo, paths: list[str] | None = None, remote: str | None = None, 
     reporter.end_task()
     result.missing = {oid: [where] for oid, where in plan.absent_locally.items()}
     return result
+
+
+def _trusted_known(store: ObjectStore, index: RemoteIndex, targets: list[Target]) -> set[str]:
+    """The known-object index, after checking that the roots it vouches for are really there.
+
+    One query per tracked path: if a remote lost objects behind our back (wiped, restored from
+    an old backup), the index is dropped and everything is checked again."""
+    known = index.known()
+    roots = sorted({p.oid for _, p, _ in targets if p.oid in known})
+    if roots and not all(pool_map(store.jobs, store.exists, roots)):
+        index.forget()
+        return set()
+    return known
 
 
 def _upload(repo: Repo, store: ObjectStore, index: RemoteIndex, oids: list[str], result: TransferResult,
