@@ -160,7 +160,8 @@ class RemoteObjectCorruptError(RunicornError):
 
 class DiskFullError(RunicornError):
     def __init__(self, path):
-        super().__init__(f"no space left on device while writing {path}; nothing was changed — free space and rerun")
+        super().__init__(f"no space left on device (or a disk error) while writing {path}; "
+                         "nothing was changed — free space and rerun")
 
 
 class VerifyError(RunicornError):

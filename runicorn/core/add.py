@@ -84,7 +84,9 @@ def _record(repo: Repo, targets: list[str], reporter: Reporter) -> list[AddResul
     repo.odb.prepare()
     staged: list[tuple[str, Snapshot, AddResult]] = []
     for rel in targets:
+        fsutil.sweep_tmp(repo.abspath(rel).parent)  # pointer/.gitignore temps of a killed run
         snap = _snapshot(repo, rel, reporter)
+        fsutil.unlink_all(snap.leftovers)  # temps of a killed run inside the folder: we hold the lock
         result = AddResult(rel, snap.kind, snap.oid, snap.size, snap.file_count, changed=False, skipped=snap.skipped)
         _store(repo, rel, snap, result, reporter)
         staged.append((rel, snap, result))

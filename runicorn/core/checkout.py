@@ -15,7 +15,7 @@ from pathlib import Path
 from runicorn.core.events import NULL, Reporter
 from runicorn.core.repo import Repo
 from runicorn.errors import CheckoutError, ObjectMissingError, RunicornError, WorkspaceChangedError
-from runicorn.storage import gitignore
+from runicorn.storage import fsutil, gitignore
 from runicorn.storage import pointer as ptr
 from runicorn.storage.manifest import Entry
 from runicorn.storage.safepath import check_no_symlink_parents
@@ -30,6 +30,7 @@ class Plan:
     remove: list[str] = field(default_factory=list)
     folders: list[str] = field(default_factory=list)  # sub-folders the target has (empty ones too)
     lost: list[str] = field(default_factory=list)  # uncommitted content the plan would discard
+    leftovers: list[str] = field(default_factory=list)  # temp files of a killed command
     replace_kind: bool = False  # a file where a folder should be, or the reverse
 
 
@@ -58,6 +59,8 @@ def checkout(repo: Repo, paths: list[str] | None = None, force: bool = False,
         missing = _missing_objects(repo, plans, skip_missing)
         results = []
         for plan in plans:
+            fsutil.sweep_tmp(repo.abspath(plan.rel).parent)
+            fsutil.unlink_all(plan.leftovers)
             result = _apply(repo, plan, reporter)
             result.missing = missing.get(plan.rel, [])
             results.append(result)
@@ -84,6 +87,8 @@ def _plan(repo: Repo, rel: str, pointer: ptr.Pointer) -> Plan:
     path = repo.abspath(rel)
     check_no_symlink_parents(repo.root, rel)
     current = repo.snapshot(rel, expect=pointer.oid) if (path.exists() or path.is_symlink()) else None
+    if current is not None:
+        plan.leftovers = current.leftovers
     if path.is_symlink() or (current is None and path.exists()):
         plan.replace_kind = True
         plan.lost.append(rel)

@@ -89,7 +89,7 @@ class Repo:
 
     @cached_property
     def linker(self) -> Linker:
-        return Linker(self.odb, self.config.get("cache.link"))
+        return Linker(self.odb, self.config.get("cache.link"), self.tmp_dir)
 
     @cached_property
     def trees(self) -> TreeReader:

@@ -1,12 +1,14 @@
 """`runicorn config get / set / unset / list`: read and write the layered settings files."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
 from runicorn import config as cfg
 from runicorn.errors import RunicornError
 from runicorn.storage.fsutil import atomic_write
+from runicorn.storage.lock import repo_lock
 
 import yaml
 
@@ -28,6 +30,14 @@ def _write(path: Path, flat: dict[str, Any]) -> None:
     atomic_write(path, (header + body).encode())
 
 
+def _locked(root: Path | None):
+    """Settings files are written under the repository lock (like every other write)."""
+    if root is None or not (root / ".runicorn").is_dir():
+        return contextlib.nullcontext()
+    timeout = cfg.Config(root).get("core.lock_timeout")
+    return repo_lock(root / ".runicorn" / "tmp" / "repo.lock", timeout)
+
+
 def cfg_header(path: Path) -> str:
     if path.name == cfg.PROJECT_FILE:
         return "# Runicorn project settings, committed with the repository.\n"
@@ -39,19 +49,21 @@ def set_value(root: Path | None, key: str, value: str, scope: str = "project") -
         raise RunicornError(f"{key} is a credential; store it with --scope local (never in the committed .runicorn.yaml)")
     parsed = cfg.validate(key, value)
     path = scope_file(root, scope)
-    flat = cfg.load_file(path)
-    flat[key] = parsed
-    _write(path, flat)
+    with _locked(root):
+        flat = cfg.load_file(path)
+        flat[key] = parsed
+        _write(path, flat)
     return parsed
 
 
 def unset_value(root: Path | None, key: str, scope: str = "project") -> bool:
     path = scope_file(root, scope)
-    flat = cfg.load_file(path)
-    if key not in flat:
-        return False
-    del flat[key]
-    _write(path, flat)
+    with _locked(root):
+        flat = cfg.load_file(path)
+        if key not in flat:
+            return False
+        del flat[key]
+        _write(path, flat)
     return True
 
 

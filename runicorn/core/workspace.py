@@ -15,6 +15,7 @@ from typing import Callable
 
 from runicorn.storage import manifest
 from runicorn.storage.cache import RACY_NS
+from runicorn.storage.fsutil import TMP_PREFIX
 from runicorn.storage.hashing import hash_bytes, hash_many
 from runicorn.storage.index import StatMemo
 from runicorn.storage.manifest import Entry, Tree
@@ -54,6 +55,7 @@ class Snapshot:
     taken_ns: int = 0
     fingerprint: str = ""
     hashed: list[FileState] = field(default_factory=list)  # files the memo did not know
+    leftovers: list[str] = field(default_factory=list)  # temp files of a killed command (absolute)
 
     @property
     def file_count(self) -> int:
@@ -76,13 +78,14 @@ def _state(rel: str, st: os.stat_result) -> FileState:
 
 
 def scan_dir(top: Path, ignored: Callable[[str, bool], bool] | None, prefix: str = "",
-             skipped: list | None = None) -> DirScan:
+             skipped: list | None = None, leftovers: list | None = None) -> DirScan:
     """Stat every file under TOP without following symlinks (symlinks and specials are skipped).
 
     This walk is the floor of a no-op `status`, so it avoids per-file calls where it can.
     """
     scan = DirScan()
     skipped = skipped if skipped is not None else []
+    leftovers = leftovers if leftovers is not None else []
     files = scan.files
     suspect = SUSPECT_NAME.search
     with os.scandir(top) as it:
@@ -90,7 +93,9 @@ def scan_dir(top: Path, ignored: Callable[[str, bool], bool] | None, prefix: str
     for entry in entries:
         name = entry.name
         rel = prefix + name
-        if suspect(name) and problem_with_name(name):
+        if name.startswith(TMP_PREFIX):
+            leftovers.append(entry.path)  # a killed command's temp file: never data
+        elif suspect(name) and problem_with_name(name):
             skipped.append(rel)
         elif entry.is_file(follow_symlinks=False):
             if ignored is None or not ignored(rel, False):
@@ -99,7 +104,7 @@ def scan_dir(top: Path, ignored: Callable[[str, bool], bool] | None, prefix: str
                                         bool(st.st_mode & stat.S_IXUSR), st.st_nlink)
         elif entry.is_dir(follow_symlinks=False):
             if ignored is None or not ignored(rel, True):
-                scan.dirs[name] = scan_dir(Path(entry.path), ignored, rel + "/", skipped)
+                scan.dirs[name] = scan_dir(Path(entry.path), ignored, rel + "/", skipped, leftovers)
         else:
             skipped.append(rel)  # symlinks, sockets, fifos, devices
     return scan
@@ -126,7 +131,7 @@ def fill_oids(base: Path, files: list[FileState], memo: StatMemo, jobs: int, on_
         prefix = str(base) + os.sep
         oids = hash_many([prefix + f.rel for f in pending], jobs, on_hashed, [f.size for f in pending])
         for f, oid in zip(pending, oids):
-            f.oid = oid
+            f.oid = oid  # None: the file vanished while we looked; it is left out below
     return pending
 
 
@@ -141,6 +146,8 @@ def _build(scan: DirScan, trees: dict[str, bytes]) -> tuple[Tree, int, int]:
         tree[name] = Entry("dir", oid, size, False, files)
         total, count = total + size, count + files
     for name, f in scan.files.items():
+        if f.oid is None:
+            continue
         tree[name] = Entry("file", f.oid, f.size, f.executable, 1)
         total, count = total + f.size, count + 1
     return tree, total, count
@@ -168,20 +175,25 @@ def snapshot(path: Path, memo: StatMemo, jobs: int, ignored=None, on_hashed=None
     if stat.S_ISREG(st.st_mode):
         f = _state(path.name, st)
         hashed = fill_oids(path.parent, [f], memo, jobs)
+        if f.oid is None:
+            return None
         return Snapshot("file", f.oid, f.size, [f], {}, [], f.executable, taken, hashed=hashed)
     if not stat.S_ISDIR(st.st_mode):
         return None
     skipped: list[str] = []
-    scan = scan_dir(path, ignored, "", skipped)
+    leftovers: list[str] = []
+    scan = scan_dir(path, ignored, "", skipped, leftovers)
     files = _all_files(scan, [])
     mark = fingerprint(files, salt)
     oid = known(mark) if known else None
     if oid is not None:
-        return Snapshot("dir", oid, sum(f.size for f in files), files, {}, skipped, False, taken, mark)
+        return Snapshot("dir", oid, sum(f.size for f in files), files, {}, skipped, False, taken, mark,
+                        leftovers=leftovers)
     hashed = fill_oids(path, files, memo, jobs, on_hashed)
+    files = [f for f in files if f.oid is not None]
     trees: dict[str, bytes] = {}
     root, size, _ = _build(scan, trees)
     data = manifest.encode(root)
     oid = hash_bytes(data)
     trees[oid] = data
-    return Snapshot("dir", oid, size, files, trees, skipped, False, taken, mark, hashed)
+    return Snapshot("dir", oid, size, files, trees, skipped, False, taken, mark, hashed, leftovers)

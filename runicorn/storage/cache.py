@@ -107,15 +107,18 @@ class ObjectGuard:
 class Linker:
     """Materialises objects in the workspace with the configured link chain."""
 
-    def __init__(self, odb: ObjectDB, chain: list[str]):
+    def __init__(self, odb: ObjectDB, chain: list[str], scratch: Path):
         self.odb = odb
         self.chain = chain
+        self.scratch = scratch  # where probes are made when it shares the workspace's device
         self._kind: dict[int, str] = {}
 
     def kind_for(self, directory: Path) -> str:
         dev = os.stat(directory).st_dev
         if dev not in self._kind:
-            self._kind[dev] = probe_link_type(self.odb, directory, self.chain)
+            self.scratch.mkdir(parents=True, exist_ok=True)
+            where = self.scratch if os.stat(self.scratch).st_dev == dev else directory
+            self._kind[dev] = probe_link_type(self.odb, where, self.chain)
         return self._kind[dev]
 
     def shares_inode(self, kind: str, executable: bool) -> bool:

@@ -112,6 +112,18 @@ def make_durable(paths: list[str], fs_root: Path) -> None:
         fsync_dir(Path(directory))
 
 
+def unlink_all(paths) -> None:
+    for path in paths:
+        _unlink_quietly(path)
+
+
+def sweep_tmp(directory: Path) -> int:
+    """Remove the temp files a killed Runicorn command left in DIRECTORY.
+
+    Only call it while holding the repository lock: then no live writer owns one of them."""
+    return remove_stale_tmp(directory, 0)
+
+
 def remove_stale_tmp(directory: Path, older_than: float) -> int:
     """Delete temp files a killed process left in DIRECTORY (never younger than OLDER_THAN s)."""
     import time
@@ -123,7 +135,8 @@ def remove_stale_tmp(directory: Path, older_than: float) -> int:
     except FileNotFoundError:
         return 0
     for entry in entries:
-        if entry.name.startswith(TMP_PREFIX) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+        if (entry.name.startswith(TMP_PREFIX) and not entry.is_dir(follow_symlinks=False)
+                and entry.stat(follow_symlinks=False).st_mtime <= cutoff):
             _unlink_quietly(Path(entry.path))
             removed += 1
     return removed

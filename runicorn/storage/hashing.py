@@ -49,25 +49,34 @@ def copy_and_hash(src: BinaryIO, dst: BinaryIO, on_bytes: Callable[[int], None] 
             on_bytes(n)
 
 
+def _hash_if_there(path) -> str | None:
+    try:
+        return hash_file(path)
+    except FileNotFoundError:
+        return None  # vanished since it was listed (a concurrent command renamed it away)
+
+
 def hash_many(paths: Sequence, jobs: int, on_done: Callable[[], None] | None = None,
-              sizes: Sequence[int] | None = None) -> list[str]:
+              sizes: Sequence[int] | None = None) -> list[str | None]:
     """Hash many files. Large files go to JOBS threads (hashlib releases the GIL on big updates);
     small ones are hashed in this thread, where thread hand-offs would cost more than the hash
     (measured here: 100k 1–4 KiB files, 0.7 s serial vs 6 s in two threads)."""
     paths = list(paths)
     out: list[str | None] = [None] * len(paths)
+    done = [False] * len(paths)
     big = [i for i, size in enumerate(sizes or ()) if size >= PARALLEL_MIN_BYTES]
     if len(big) > 1 and jobs > 1:
         def one(i: int) -> None:
-            out[i] = hash_file(paths[i])
+            out[i] = _hash_if_there(paths[i])
+            done[i] = True
             if on_done:
                 on_done()
 
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             list(pool.map(one, big))
     for i, p in enumerate(paths):
-        if out[i] is None:
-            out[i] = hash_file(p)
+        if not done[i]:
+            out[i] = _hash_if_there(p)
             if on_done:
                 on_done()
     return out  # type: ignore[return-value]

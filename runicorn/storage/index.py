@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from runicorn.errors import DiskFullError
+
 BUSY_TIMEOUT_S = 30.0
 
 # (name, SQL). Append only: never edit or reorder an entry that has shipped.
@@ -42,29 +44,55 @@ MIGRATIONS: list[tuple[str, str]] = [
 MemoRow = tuple[int, int, int, str]  # ino, size, mtime_ns, oid
 
 
+@contextmanager
+def _disk_errors(path: Path) -> Iterator[None]:
+    """SQLite's 'database or disk is full' / 'disk I/O error' become one actionable line."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        text = str(exc).lower()
+        if "full" in text or "disk i/o" in text:
+            raise DiskFullError(path) from None
+        raise
+
+
 class Index:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._write_lock = threading.RLock()
-        self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-        self.db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.execute("PRAGMA synchronous = NORMAL")
-        self._migrate()
+        with _disk_errors(self.path):
+            self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                      check_same_thread=False)
+            self.db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            self._ensure_wal()
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self._migrate()
+
+    def _ensure_wal(self) -> None:
+        """WAL is set once, by whichever process creates the index first; switching needs an
+        exclusive lock that the busy handler does not wait for, so concurrent first opens retry."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            try:
+                self.db.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """One short write transaction, taken with BEGIN IMMEDIATE (never upgraded later).
 
         Threads of one process share the connection, so they take turns (transfer pools write)."""
-        with self._write_lock:
+        with self._write_lock, _disk_errors(self.path):
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 yield self.db
             except BaseException:
-                self.db.execute("ROLLBACK")
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
                 raise
             self.db.execute("COMMIT")
 

@@ -53,6 +53,7 @@ class ObjectDB:
     def adopt(self, src: str, oid: str) -> bool:
         """Hardlink the finished file SRC in as OID (no copy). False if OID was already there."""
         dest = self.path(oid)
+        os.chmod(src, READ_ONLY)  # first: the object must never exist writable, even after a kill
         try:
             os.link(src, dest)
         except FileExistsError:
@@ -62,7 +63,6 @@ class ObjectDB:
             return self.adopt(src, oid)
         except OSError as exc:
             fsutil.raise_os_error(exc, dest)
-        os.chmod(dest, READ_ONLY)
         return True
 
     def copy_in(self, src: Path, on_bytes=None) -> tuple[str, bool]:
