@@ -238,9 +238,9 @@ MEMO_WRITER = textwrap.dedent("""
     memo = StatMemo(index)
     for batch in range(100):
         base = worker * 1_000_000 + batch * 20
-        memo.put_many((base + k, k, batch, f"{worker:02d}{batch:04d}{k:02d}".ljust(64, "0")) for k in range(20))
+        memo.put_many((base + k, k, batch, batch, f"{worker:02d}{batch:04d}{k:02d}".ljust(64, "0")) for k in range(20))
         memo._rows = None        # re-read, as a new process would
-        assert memo.get(base, 0, batch) is not None
+        assert memo.get(base, 0, batch, batch) is not None
     print("ok", flush=True)
 """)
 

@@ -126,6 +126,7 @@ def _store(repo: Repo, rel: str, snap: Snapshot, result: AddResult, reporter: Re
     for f in snap.files:
         if _store_file(repo, prefix + f.rel, f, kind):
             result.new_oids.append(f.oid)
+        _restat(prefix + f.rel, f)
         advance(1)
     reporter.end_task()
     for data in snap.trees.values():
@@ -147,6 +148,15 @@ def _quarantine_damaged(repo: Repo, rel: str, snap: Snapshot, result: AddResult)
         repo.odb.quarantine(oid)
         repo.memo.forget_oids([oid])
         result.damaged.append(f"{rel}/{sub}" if sub else rel)
+
+
+def _restat(path: str, f: FileState) -> None:
+    """Linking and chmod changed the inode's ctime (and a deduplicated file's inode): refresh the
+    stat the memo will record. A file that changed meanwhile gets no memo row."""
+    st = os.stat(path)
+    if (st.st_size, st.st_mtime_ns) != (f.size, f.mtime_ns):
+        f.oid = None
+    f.ino, f.ctime_ns = st.st_ino, st.st_ctime_ns
 
 
 def _store_file(repo: Repo, path: str, f: FileState, kind: str) -> int:

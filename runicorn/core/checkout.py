@@ -17,6 +17,7 @@ from runicorn.core.repo import Repo
 from runicorn.errors import CheckoutError, ObjectMissingError, RunicornError, WorkspaceChangedError
 from runicorn.storage import fsutil, gitignore
 from runicorn.storage import pointer as ptr
+from runicorn.storage.index import memo_row
 from runicorn.storage.manifest import Entry
 from runicorn.storage.safepath import check_no_symlink_parents
 
@@ -189,12 +190,10 @@ def _link_one(repo: Repo, dest: Path, entry: Entry, kind: str, memo_rows: list) 
         dest.parent.mkdir(parents=True, exist_ok=True)
     elif dest.is_dir() and not dest.is_symlink():
         shutil.rmtree(dest)
-    if repo.linker.shares_inode(kind, entry.executable) and repo.linker.link_new(entry.oid, dest):
-        return
-    repo.linker.link(entry.oid, dest, entry.executable, kind)
-    if not repo.linker.shares_inode(kind, entry.executable):
-        st = os.stat(dest)
-        memo_rows.append((st.st_ino, st.st_size, st.st_mtime_ns, entry.oid))
+    if not (repo.linker.shares_inode(kind, entry.executable) and repo.linker.link_new(entry.oid, dest)):
+        repo.linker.link(entry.oid, dest, entry.executable, kind)
+    # a new link changes the inode's ctime: record it, so status does not re-hash what we just linked
+    memo_rows.append(memo_row(os.stat(dest), entry.oid))
 
 
 def _remove_files(root: Path, subs: list[str]) -> None:

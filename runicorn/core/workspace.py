@@ -28,6 +28,7 @@ class FileState:
     ino: int
     size: int
     mtime_ns: int
+    ctime_ns: int
     executable: bool
     nlink: int
     oid: str | None = None
@@ -64,7 +65,7 @@ class Snapshot:
     def memo_rows(self, files: list[FileState] | None = None) -> list[tuple[int, int, int, str]]:
         """Stat memo rows for FILES (default all) that are safe to trust later (not racy)."""
         limit = self.taken_ns - RACY_NS
-        return [(f.ino, f.size, f.mtime_ns, f.oid) for f in (self.files if files is None else files)
+        return [(f.ino, f.size, f.mtime_ns, f.ctime_ns, f.oid) for f in (self.files if files is None else files)
                 if f.oid and f.mtime_ns < limit]
 
     @property
@@ -74,7 +75,8 @@ class Snapshot:
 
 
 def _state(rel: str, st: os.stat_result) -> FileState:
-    return FileState(rel, st.st_ino, st.st_size, st.st_mtime_ns, bool(st.st_mode & stat.S_IXUSR), st.st_nlink)
+    return FileState(rel, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, bool(st.st_mode & stat.S_IXUSR),
+                     st.st_nlink)
 
 
 def scan_dir(top: Path, ignored: Callable[[str, bool], bool] | None, prefix: str = "",
@@ -100,7 +102,7 @@ def scan_dir(top: Path, ignored: Callable[[str, bool], bool] | None, prefix: str
         elif entry.is_file(follow_symlinks=False):
             if ignored is None or not ignored(rel, False):
                 st = entry.stat(follow_symlinks=False)
-                files[name] = FileState(rel, st.st_ino, st.st_size, st.st_mtime_ns,
+                files[name] = FileState(rel, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
                                         bool(st.st_mode & stat.S_IXUSR), st.st_nlink)
         elif entry.is_dir(follow_symlinks=False):
             if ignored is None or not ignored(rel, True):
@@ -124,7 +126,7 @@ def fill_oids(base: Path, files: list[FileState], memo: StatMemo, jobs: int, on_
     """
     pending = []
     for f in files:
-        f.oid = memo.get(f.ino, f.size, f.mtime_ns)
+        f.oid = memo.get(f.ino, f.size, f.mtime_ns, f.ctime_ns)
         if f.oid is None:
             pending.append(f)
     if pending:
@@ -156,7 +158,8 @@ def _build(scan: DirScan, trees: dict[str, bytes]) -> tuple[Tree, int, int]:
 def fingerprint(files: list[FileState], salt: bytes = b"") -> str:
     """Digest of every file's (path, inode, size, mtime): equal fingerprints mean nothing changed."""
     digest = hashlib.sha256(salt)
-    digest.update("\n".join(f"{f.rel}\0{f.ino}\0{f.size}\0{f.mtime_ns}\0{f.executable:d}" for f in files).encode())
+    digest.update("\n".join(f"{f.rel}\0{f.ino}\0{f.size}\0{f.mtime_ns}\0{f.ctime_ns}\0{f.executable:d}"
+                            for f in files).encode())
     return digest.hexdigest()
 
 

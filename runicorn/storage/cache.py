@@ -16,7 +16,7 @@ from pathlib import Path
 
 from runicorn.errors import CorruptObjectError, ObjectMissingError, RunicornError
 from runicorn.storage import fsutil
-from runicorn.storage.index import StatMemo
+from runicorn.storage.index import StatMemo, memo_row
 from runicorn.storage.odb import READ_ONLY, ObjectDB
 
 FICLONE = 0x40049409
@@ -77,14 +77,13 @@ class ObjectGuard:
     def record(self, oids) -> None:
         rows = []
         for oid in oids:
-            st = os.stat(self.odb.path(oid))
-            rows.append((st.st_ino, st.st_size, st.st_mtime_ns, oid))
+            rows.append(memo_row(os.stat(self.odb.path(oid)), oid))
         self.memo.put_many(rows)
 
     def suspect(self, oid: str) -> bool:
         """True unless the memo vouches for this object's current stat (it may have been written in place)."""
         st = os.stat(self.odb.path(oid))
-        return self.memo.get(st.st_ino, st.st_size, st.st_mtime_ns) != oid
+        return self.memo.get(st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != oid
 
     def check(self, oid: str) -> os.stat_result:
         """Stat of a trustworthy object OID; re-hashes it if its stat changed; quarantines if corrupt."""
@@ -92,7 +91,7 @@ class ObjectGuard:
             st = os.stat(self.odb.path(oid))
         except FileNotFoundError:
             raise ObjectMissingError([oid]) from None
-        if self.memo.get(st.st_ino, st.st_size, st.st_mtime_ns) == oid:
+        if self.memo.get(st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) == oid:
             return st
         actual = self.odb.rehash(oid)
         if actual != oid:
@@ -100,7 +99,7 @@ class ObjectGuard:
             self.memo.forget_oids([oid])
             raise CorruptObjectError(oid, actual)
         if st.st_mtime_ns < time.time_ns() - RACY_NS:  # a still-changing file is never vouched for
-            self.memo.put_many([(st.st_ino, st.st_size, st.st_mtime_ns, oid)])
+            self.memo.put_many([memo_row(st, oid)])
         return st
 
 

@@ -39,9 +39,15 @@ MIGRATIONS: list[tuple[str, str]] = [
             oid    TEXT NOT NULL,
             PRIMARY KEY (remote, oid)
         ) WITHOUT ROWID"""),
+    # ctime joins the key: an in-place write that restores the old mtime still changes ctime.
+    ("0005_memo_ctime", "ALTER TABLE memo ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0"),
 ]
 
-MemoRow = tuple[int, int, int, str]  # ino, size, mtime_ns, oid
+MemoRow = tuple[int, int, int, int, str]  # ino, size, mtime_ns, ctime_ns, oid
+
+
+def memo_row(st, oid: str) -> MemoRow:
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, oid)
 
 
 @contextmanager
@@ -123,32 +129,33 @@ class StatMemo:
         self.index = index
         self._rows: dict[int, tuple[int, int, str]] | None = None
 
-    def _all(self) -> dict[int, tuple[int, int, str]]:
+    def _all(self) -> dict[int, tuple[int, int, int, str]]:
         if self._rows is None:
-            cur = self.index.db.execute("SELECT ino, size, mtime_ns, oid FROM memo")
-            self._rows = {ino: (size, mtime, oid) for ino, size, mtime, oid in cur}
+            cur = self.index.db.execute("SELECT ino, size, mtime_ns, ctime_ns, oid FROM memo")
+            self._rows = {row[0]: row[1:] for row in cur}
         return self._rows
 
-    def get(self, ino: int, size: int, mtime_ns: int) -> str | None:
+    def get(self, ino: int, size: int, mtime_ns: int, ctime_ns: int) -> str | None:
         row = self._all().get(ino)
-        if row is not None and row[0] == size and row[1] == mtime_ns:
-            return row[2]
+        if row is not None and row[0] == size and row[1] == mtime_ns and row[2] == ctime_ns:
+            return row[3]
         return None
 
     def recorded_oid(self, ino: int) -> str | None:
         """The oid last recorded for inode INO, whatever its stat is now."""
         row = self._all().get(ino)
-        return row[2] if row else None
+        return row[3] if row else None
 
     def put_many(self, rows: Iterable[MemoRow]) -> None:
         rows = list(rows)
         if not rows:
             return
         with self.index.write() as db:
-            db.executemany("INSERT OR REPLACE INTO memo (ino, size, mtime_ns, oid) VALUES (?, ?, ?, ?)", rows)
+            db.executemany("INSERT OR REPLACE INTO memo (ino, size, mtime_ns, ctime_ns, oid) VALUES (?, ?, ?, ?, ?)",
+                           rows)
         if self._rows is not None:
-            for ino, size, mtime, oid in rows:
-                self._rows[ino] = (size, mtime, oid)
+            for ino, *rest in rows:
+                self._rows[ino] = tuple(rest)
 
     def forget_oids(self, oids: Iterable[str]) -> None:
         with self.index.write() as db:
@@ -162,7 +169,7 @@ class NoMemo(StatMemo):
     def __init__(self):
         self._rows = {}
 
-    def get(self, ino, size, mtime_ns):
+    def get(self, ino, size, mtime_ns, ctime_ns):
         return None
 
     def recorded_oid(self, ino):
