@@ -184,7 +184,7 @@ def _apply(repo: Repo, plan: Plan, reporter: Reporter) -> CheckoutResult:
 
 
 def _link_one(repo: Repo, dest: Path, entry: Entry, kind: str, memo_rows: list) -> None:
-    repo.guard.check(entry.oid)
+    repo.guard.check(entry.oid, record=False)  # the row is recorded below, after linking
     if not dest.parent.is_dir():
         check_no_symlink_parents(repo.root, str(dest.relative_to(repo.root)))
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -85,20 +85,25 @@ class ObjectGuard:
         st = os.stat(self.odb.path(oid))
         return self.memo.get(st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != oid
 
-    def check(self, oid: str) -> os.stat_result:
-        """Stat of a trustworthy object OID; re-hashes it if its stat changed; quarantines if corrupt."""
+    def check(self, oid: str, record: bool = True) -> os.stat_result:
+        """Stat of a trustworthy object OID; re-hashes it if its stat changed; quarantines if corrupt.
+
+        ctime also changes when a link to the object is made or removed, so it is compared only
+        while the object is linked somewhere besides the cache (nlink > 1): only then can it have
+        been written through a workspace link. (An object whose every workspace link was deleted
+        after an in-place write that restored mtime is left to `verify`.)"""
         try:
             st = os.stat(self.odb.path(oid))
         except FileNotFoundError:
             raise ObjectMissingError([oid]) from None
-        if self.memo.get(st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) == oid:
+        if self.memo.get_lenient(st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_nlink > 1) == oid:
             return st
         actual = self.odb.rehash(oid)
         if actual != oid:
             self.odb.quarantine(oid)
             self.memo.forget_oids([oid])
             raise CorruptObjectError(oid, actual)
-        if st.st_mtime_ns < time.time_ns() - RACY_NS:  # a still-changing file is never vouched for
+        if record and st.st_mtime_ns < time.time_ns() - RACY_NS:  # a still-changing file is never vouched for
             self.memo.put_many([memo_row(st, oid)])
         return st
 

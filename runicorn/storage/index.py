@@ -141,10 +141,14 @@ class StatMemo:
             return row[3]
         return None
 
-    def recorded_oid(self, ino: int) -> str | None:
-        """The oid last recorded for inode INO, whatever its stat is now."""
+    def get_lenient(self, ino: int, size: int, mtime_ns: int, ctime_ns: int, with_ctime: bool) -> str | None:
+        """Like get(), comparing ctime only when WITH_CTIME."""
+        if with_ctime:
+            return self.get(ino, size, mtime_ns, ctime_ns)
         row = self._all().get(ino)
-        return row[3] if row else None
+        if row is not None and row[0] == size and row[1] == mtime_ns:
+            return row[3]
+        return None
 
     def put_many(self, rows: Iterable[MemoRow]) -> None:
         rows = list(rows)
@@ -172,7 +176,7 @@ class NoMemo(StatMemo):
     def get(self, ino, size, mtime_ns, ctime_ns):
         return None
 
-    def recorded_oid(self, ino):
+    def get_lenient(self, ino, size, mtime_ns, ctime_ns, with_ctime):
         return None
 
     def put_many(self, rows):
