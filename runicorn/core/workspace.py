@@ -158,8 +158,10 @@ def _build(scan: DirScan, trees: dict[str, bytes]) -> tuple[Tree, int, int]:
 def fingerprint(files: list[FileState], salt: bytes = b"") -> str:
     """Digest of every file's (path, inode, size, mtime): equal fingerprints mean nothing changed."""
     digest = hashlib.sha256(salt)
-    digest.update("\n".join(f"{f.rel}\0{f.ino}\0{f.size}\0{f.mtime_ns}\0{f.ctime_ns}\0{f.executable:d}"
-                            for f in files).encode())
+    update = digest.update  # per file, in slices: no 100k-line string held in memory
+    for i in range(0, len(files), 4096):
+        update("".join(f"{f.rel}\0{f.ino}\0{f.size}\0{f.mtime_ns}\0{f.ctime_ns}\0{f.executable:d}\n"
+                       for f in files[i:i + 4096]).encode())
     return digest.hexdigest()
 
 
