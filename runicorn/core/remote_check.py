@@ -99,6 +99,8 @@ def gc_remote(repo: Repo, remote: str | None, workspace_only: bool = False, bran
                 plan.delete.append(oid)
         if not dry_run:
             pool_map(store.jobs, store.delete, plan.delete)
+            for path in store.stale_temps(parse_duration(repo.config.get("gc.grace_period"))):
+                store.fs.rm_file(path)
             RemoteIndex(repo.index, store.name).forget(plan.delete)
     return plan
 

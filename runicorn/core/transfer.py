@@ -28,6 +28,7 @@ from runicorn.storage.index import RemoteIndex
 from runicorn.storage.remote import ObjectStore
 
 PER_OBJECT_QUERIES_MAX = 256  # above this, compare with the remote's size before choosing to list
+LISTING_FACTOR = 16  # list the remote when it holds at most this many objects per object we ask about
 
 
 @dataclass
@@ -127,10 +128,13 @@ def _want_tree(repo: Repo, plan: PushPlan, oid: str, depth: int, where: str, kno
 
 
 def present_on_remote(store: ObjectStore, oids: set[str]) -> set[str]:
-    """Which of OIDS the remote has: per-object queries for few, one listing when cheaper."""
+    """Which of OIDS the remote has: per-object queries, or one listing when that is cheaper.
+
+    As DVC does: the remote's size is estimated from one of its 256 fan-out folders; listing
+    wins unless the remote holds far more objects than we ask about."""
     if not oids:
         return set()
-    if len(oids) > PER_OBJECT_QUERIES_MAX:
+    if len(oids) > PER_OBJECT_QUERIES_MAX and store.estimate_count() <= len(oids) * LISTING_FACTOR:
         return store.list_oids() & oids
     found = pool_map(store.jobs, store.exists, sorted(oids))
     return {oid for oid, there in zip(sorted(oids), found) if there}

@@ -181,6 +181,29 @@ class ObjectStore:
                 out.add(oid)
         return out
 
+    def estimate_count(self) -> int:
+        """Objects on the remote, estimated from the `objects/00` fan-out folder (× 256)."""
+        try:
+            return len(self.retry("listing objects", self.fs.ls, f"{self.root}/objects/00", False)) * 256
+        except FileNotFoundError:
+            return 0
+
+    def stale_temps(self, older_than_s: float) -> list[str]:
+        """Temp files an interrupted push left on the remote, older than OLDER_THAN_S."""
+        try:
+            found = self.retry("listing objects", self.fs.find, f"{self.root}/objects", None, False, True)
+        except FileNotFoundError:
+            return []
+        cutoff = time.time() - older_than_s
+        stale = []
+        for path, info in found.items():
+            if "/.rn-tmp-" in path:
+                when = info.get("mtime") or info.get("LastModified")
+                when = when.timestamp() if hasattr(when, "timestamp") else when
+                if when is not None and float(when) <= cutoff:
+                    stale.append(path)
+        return stale
+
     # -- transfer ---------------------------------------------------------------------------
     def upload(self, odb: ObjectDB, oid: str, on_bytes=None) -> int:
         """Copy cached OID to the remote; it appears under its final name only when complete."""
