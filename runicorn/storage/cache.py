@@ -146,7 +146,7 @@ class Linker:
             except IsADirectoryError:
                 raise RunicornError(f"{dest} is a directory; remove it or use --force") from None
         except OSError as exc:
-            _unlink(tmp)
+            fsutil.unlink_quietly(tmp)
             if exc.errno == errno.ENOENT and not os.path.exists(src):
                 raise ObjectMissingError([oid]) from None
             fsutil.raise_os_error(exc, dest)
@@ -163,9 +163,3 @@ class Linker:
 def protect(path: Path) -> None:
     os.chmod(path, READ_ONLY)
 
-
-def _unlink(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass

@@ -45,13 +45,13 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, durable: bool = Tru
             os.close(fd)
         os.replace(tmp, path)
     except OSError as exc:
-        _unlink_quietly(tmp)
+        unlink_quietly(tmp)
         raise_os_error(exc, path)
     if durable:
         fsync_dir(path.parent)
 
 
-def _unlink_quietly(path: Path) -> None:
+def unlink_quietly(path: Path) -> None:
     try:
         os.unlink(path)
     except FileNotFoundError:
@@ -114,7 +114,7 @@ def make_durable(paths: list[str], fs_root: Path) -> None:
 
 def unlink_all(paths) -> None:
     for path in paths:
-        _unlink_quietly(path)
+        unlink_quietly(path)
 
 
 def sweep_tmp(directory: Path) -> int:
@@ -137,6 +137,6 @@ def remove_stale_tmp(directory: Path, older_than: float) -> int:
     for entry in entries:
         if (entry.name.startswith(TMP_PREFIX) and not entry.is_dir(follow_symlinks=False)
                 and entry.stat(follow_symlinks=False).st_mtime <= cutoff):
-            _unlink_quietly(Path(entry.path))
+            unlink_quietly(Path(entry.path))
             removed += 1
     return removed

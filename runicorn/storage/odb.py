@@ -75,7 +75,7 @@ class ObjectDB:
                 oid = copy_and_hash(fin, fout, on_bytes)
             return oid, self._commit_tmp(tmp, oid)
         except OSError as exc:
-            _unlink(tmp)
+            fsutil.unlink_quietly(tmp)
             fsutil.raise_os_error(exc, src)
             raise
 
@@ -90,7 +90,7 @@ class ObjectDB:
                 f.write(data)
             return oid, self._commit_tmp(tmp, oid)
         except OSError as exc:
-            _unlink(tmp)
+            fsutil.unlink_quietly(tmp)
             fsutil.raise_os_error(exc, self.path(oid))
             raise
 
@@ -103,11 +103,11 @@ class ObjectDB:
             with open(tmp, "xb") as fout:
                 oid = copy_and_hash(fin, fout, on_bytes)
             if expected_oid and oid != expected_oid:
-                _unlink(tmp)
+                fsutil.unlink_quietly(tmp)
                 return oid, False
             return oid, self._commit_tmp(tmp, oid)
         except OSError as exc:
-            _unlink(tmp)
+            fsutil.unlink_quietly(tmp)
             fsutil.raise_os_error(exc, tmp)
             raise
 
@@ -115,7 +115,7 @@ class ObjectDB:
         os.chmod(tmp, READ_ONLY)
         self._fanout(oid)
         if self.exists(oid):
-            _unlink(tmp)
+            fsutil.unlink_quietly(tmp)
             return False
         os.replace(tmp, self.path(oid))
         return True
@@ -142,7 +142,7 @@ class ObjectDB:
         return target
 
     def remove(self, oid: str) -> None:
-        _unlink(self.path(oid))
+        fsutil.unlink_quietly(self.path(oid))
 
     def iter_oids(self) -> Iterator[str]:
         if not self.objects.is_dir():
@@ -171,15 +171,9 @@ class ObjectDB:
             os.chmod(tmp, 0o755 if executable else 0o644)
             os.replace(tmp, dest)
         except OSError as exc:
-            _unlink(tmp)
+            fsutil.unlink_quietly(tmp)
             fsutil.raise_os_error(exc, dest)
 
-
-def _unlink(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def is_read_only(mode: int) -> bool:
