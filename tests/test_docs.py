@@ -137,6 +137,7 @@ DUMMY_ARGS = {
     "failures": {f"data/{i}.csv": "permission denied" for i in range(7)},
     "corrupt": 1,
     "missing": 2,
+    "remote": "storage",
 }
 
 
