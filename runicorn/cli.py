@@ -233,10 +233,10 @@ def gc(workspace: Annotated[bool, typer.Option("--workspace", help="Keep only wh
     """Delete cache objects that nothing in scope uses (safely; see docs/cli.md)."""
     repo, reporter = Repo.find(), CliReporter(quiet, verbose, json)
     args = dict(workspace_only=workspace, branches=all_branches, tags=all_tags, all_commits=all_commits)
-    if remote:
+    if remote is not None:
         from runicorn.cli_remote import remote_gc
 
-        return remote_gc(repo, remote, args, dry_run, yes, reporter, json, quiet)
+        return remote_gc(repo, remote or None, args, dry_run, yes, reporter, json, quiet)
     if not dry_run and not yes:
         plan = gc_mod.gc(repo, **args, dry_run=True, reporter=reporter)
         if plan.delete and not reporter.confirm(f"Delete {len(plan.delete):,} objects ({_size(plan.freed_bytes)})?"):
@@ -261,22 +261,23 @@ def verify(paths: Paths = None,
            json: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
     """Re-hash objects; report (and quarantine) corrupt ones, report missing ones. Exit 5 on problems."""
     reporter = CliReporter(quiet, verbose, json)
-    if remote:
+    if remote is not None:
         from runicorn.core.remote_check import verify_remote
 
-        report = verify_remote(Repo.find(), paths, remote, sample, reporter)
+        report = verify_remote(Repo.find(), paths, remote or None, sample, reporter)
     else:
         report = verify_mod.verify(Repo.find(), paths, cache, sample, reporter)
     if json:
         print_json(report.to_json())
     else:
         for oid in report.corrupt:
-            out.print(f"corrupt: {oid} (moved to quarantine)", markup=False)
+            where = f"on remote {remote or 'default'}" if remote is not None else "(moved to quarantine)"
+            out.print(f"corrupt: {oid} {where}", markup=False)
         for oid in report.missing:
             out.print(f"missing: {oid}", markup=False)
         _say(quiet, f"checked {report.checked:,} objects: {len(report.corrupt)} corrupt, {len(report.missing)} missing")
     if not report.ok:
-        raise VerifyError(len(report.corrupt), len(report.missing))
+        raise VerifyError(len(report.corrupt), len(report.missing), report.remote)
 
 
 @app.command()

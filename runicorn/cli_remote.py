@@ -53,11 +53,13 @@ def _render_transfer(result, verb: str, json: bool, quiet: bool) -> None:
 @app.command()
 def push(paths: Paths = None, remote: Remote = None, jobs: Jobs = 0, rev: Rev = None,
          all_branches: AllBranches = False, all_tags: AllTags = False, all_commits: AllCommits = False,
+         full: Annotated[bool, typer.Option("--full", help="Ignore what is known to be on the remote; "
+                                             "check every object (repairs a remote that lost data).")] = False,
          json: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
     """Upload the objects of tracked data that the remote lacks."""
     from runicorn.core.transfer import push as do_push
 
-    result = do_push(Repo.find(), paths, remote, jobs, CliReporter(quiet, verbose, json),
+    result = do_push(Repo.find(), paths, remote, jobs, CliReporter(quiet, verbose, json), full,
                      **_scope(rev, all_branches, all_tags, all_commits))
     _render_transfer(result, "pushed", json, quiet)
 
@@ -158,8 +160,8 @@ def remote_remove(name: str, quiet: Quiet = False, verbose: Verbose = False) -> 
 def remote_modify(name: str, option: str, value: str, scope: Scope = "project",
                   quiet: Quiet = False, verbose: Verbose = False) -> None:
     """Set OPTION of remote NAME (endpoint_url, region, profile, user, port, keyfile, jobs, …)."""
-    remotes.modify(_root(), name, option, value, scope)
-    _say(quiet, f"remote {name}: {option} set")
+    where = remotes.modify(_root(), name, option, value, scope)
+    _say(quiet, f"remote {name}: {option} set in {where}")
 
 
 @remote_app.command("default")

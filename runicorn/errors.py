@@ -167,8 +167,8 @@ class DiskFullError(RunicornError):
 class VerifyError(RunicornError):
     exit_code = EXIT_INTEGRITY
 
-    def __init__(self, corrupt: int, missing: int):
-        super().__init__(
-            f"verify found {corrupt} corrupt and {missing} missing object(s); "
-            "run `runicorn fetch` to restore them from a remote, or re-add the original data"
-        )
+    def __init__(self, corrupt: int, missing: int, remote: str | None = None):
+        fix = ("run `runicorn fetch` to restore them from a remote, or re-add the original data" if remote is None
+               else f"delete the corrupt ones from the remote, then run `runicorn push --full -r {remote}` "
+                    "from a clone that has the data")
+        super().__init__(f"verify found {corrupt} corrupt and {missing} missing object(s); {fix}")

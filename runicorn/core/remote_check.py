@@ -47,9 +47,12 @@ def verify_remote(repo: Repo, paths: list[str] | None, remote: str | None, sampl
     if sample is not None and not 0 < sample <= 100:
         raise UsageError(f"--sample must be a percentage above 0 and at most 100, not {sample:g}")
     store = open_remote(repo, remote)
-    wanted, _ = objects_of(repo, repo.targets(paths))
+    targets = repo.targets(paths)
+    with repo.lock(reporter.info):  # folder manifests the cache lacks come from the remote first
+        _fetch_root_manifests(repo, store, {p.oid: (p.kind, rel) for rel, p, _ in targets})
+    wanted, _ = objects_of(repo, targets)
     there = present_on_remote(store, wanted)
-    report = VerifyReport(missing=sorted(wanted - there))
+    report = VerifyReport(missing=sorted(wanted - there), remote=store.name)
     chosen = sorted(there)
     if sample is not None and chosen:
         chosen = random.sample(chosen, max(1, round(len(chosen) * sample / 100)))
@@ -63,6 +66,7 @@ def verify_remote(repo: Repo, paths: list[str] | None, remote: str | None, sampl
     report.corrupt = [o for o, a in zip(chosen, pool_map(store.jobs, one, chosen)) if a != o]
     reporter.end_task()
     report.checked = len(chosen)
+    RemoteIndex(repo.index, store.name).forget(report.corrupt + report.missing)  # push must not trust them
     return report
 
 
@@ -91,18 +95,30 @@ def gc_remote(repo: Repo, remote: str | None, workspace_only: bool = False, bran
         listed = store.list_oids()
         plan = RemoteGcPlan(store.name, len(listed), dry_run=dry_run)
         cutoff = time.time() - parse_duration(repo.config.get("gc.grace_period"))
-        for oid in sorted(listed - keep):
-            modified = store.modified(oid)
-            if modified is None or modified > cutoff:
-                plan.kept_young += 1
-            else:
-                plan.delete.append(oid)
+        unreachable = listed - keep
+        young = {oid for oid in unreachable if _young(store.modified(oid), cutoff)}
+        protected = _kept_by_young_manifests(repo, store, young)  # a push in progress: keep what it lists
+        plan.delete = sorted(unreachable - young - protected)
+        plan.kept_young = len(unreachable) - len(plan.delete)
         if not dry_run:
             pool_map(store.jobs, store.delete, plan.delete)
             for path in store.stale_temps(parse_duration(repo.config.get("gc.grace_period"))):
                 store.fs.rm_file(path)
             RemoteIndex(repo.index, store.name).forget(plan.delete)
     return plan
+
+
+def _young(modified: float | None, cutoff: float) -> bool:
+    return modified is None or modified > cutoff  # unknown age counts as young: never deleted
+
+
+def _kept_by_young_manifests(repo: Repo, store, young: set[str]) -> set[str]:
+    """Everything listed by a young manifest on the remote (it may belong to a push in progress)."""
+    roots = {oid: ("dir", f"recent manifest {oid[:12]} on {store.name}") for oid in young if store.is_manifest(oid)}
+    if not roots:
+        return set()
+    _fetch_root_manifests(repo, store, roots)
+    return local_gc.reachable(repo, roots)
 
 
 def _fetch_root_manifests(repo: Repo, store, roots: dict) -> None:

@@ -41,13 +41,15 @@ def add(root: Path, name: str, url: str, default: bool = False, scope: str = "pr
     return {"name": name, "url": url, "default": default}
 
 
-def modify(root: Path, name: str, option: str, value: str, scope: str = "project") -> object:
+def modify(root: Path, name: str, option: str, value: str, scope: str = "project") -> str:
+    """Set one option; returns the file it went to (credentials always go to the local file)."""
     _existing(root, name)
     if option == "url":
         parse_url(value, root)
     if option in cfg.SECRET_REMOTE_OPTIONS and scope == "project":
         scope = "local"  # credentials never go to the committed file
-    return settings.set_value(root, f"remote.{name}.{option}", value, scope)
+    settings.set_value(root, f"remote.{name}.{option}", value, scope)
+    return str(settings.scope_file(root, scope).relative_to(root)) if scope != "user" else "the user config"
 
 
 def remove(root: Path, name: str) -> None:

@@ -1,4 +1,7 @@
-"""`runicorn status`: the workspace against the pointers. Read-only: takes no lock, writes nothing."""
+"""`runicorn status`: the workspace against the pointers.
+
+Takes no lock and never touches the workspace or the cache; it only teaches the index (stat memo,
+folder fingerprints) what it hashed, so the next run is faster."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

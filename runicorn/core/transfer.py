@@ -141,10 +141,14 @@ def present_on_remote(store: ObjectStore, oids: set[str]) -> set[str]:
 
 
 def push(repo: Repo, paths: list[str] | None = None, remote: str | None = None, jobs: int = 0,
-         reporter: Reporter = NULL, **scope) -> TransferResult:
+         reporter: Reporter = NULL, full: bool = False, **scope) -> TransferResult:
+    """Upload what the remote lacks. FULL ignores the known-object index and checks every object
+    on the remote (repairs a remote that lost objects behind our back)."""
     store = open_remote(repo, remote, jobs)
     index = RemoteIndex(repo.index, store.name)
     targets = scope_targets(repo, paths, **scope)
+    if full:
+        index.forget()
     known = _trusted_known(store, index, targets)
     plan = _plan_push(repo, targets, known)
     result = TransferResult(store.name)
@@ -198,7 +202,7 @@ def _upload(repo: Repo, store: ObjectStore, index: RemoteIndex, oids: list[str],
 
 # --------------------------------------------------------------------------------------- fetch
 def fetch(repo: Repo, paths: list[str] | None = None, remote: str | None = None, jobs: int = 0,
-          reporter: Reporter = NULL, **scope) -> TransferResult:
+          reporter: Reporter = NULL, raise_corrupt: bool = True, **scope) -> TransferResult:
     store = open_remote(repo, remote, jobs)
     index = RemoteIndex(repo.index, store.name)
     result = TransferResult(store.name)
@@ -215,7 +219,7 @@ def fetch(repo: Repo, paths: list[str] | None = None, remote: str | None = None,
         repo.guard.record(new)
         index.add(new)
     reporter.end_task()
-    if result.corrupt:
+    if result.corrupt and raise_corrupt:
         raise RemoteObjectCorruptError(result.corrupt, store.name)
     return result
 
@@ -273,9 +277,11 @@ def _fetch_tree(repo: Repo, store: ObjectStore, rel: str, root: str, part: str, 
 def pull(repo: Repo, paths: list[str] | None = None, remote: str | None = None, jobs: int = 0,
          force: bool = False, reporter: Reporter = NULL, **scope) -> TransferResult:
     """fetch + checkout; what the remote lacks is named, the rest is restored."""
-    result = fetch(repo, paths, remote, jobs, reporter, **scope)
+    result = fetch(repo, paths, remote, jobs, reporter, raise_corrupt=False, **scope)
     restored = checkout(repo, paths, force, reporter, skip_missing=True)
     result.not_restored = sorted(p for r in restored for p in r.missing)
+    if result.corrupt:  # everything else is restored; the corrupt objects were refused
+        raise RemoteObjectCorruptError(result.corrupt, result.remote)
     return result
 
 

@@ -19,6 +19,7 @@ class VerifyReport:
     checked: int = 0
     corrupt: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    remote: str | None = None  # set when the objects checked are on a remote
 
     @property
     def ok(self) -> bool:

@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 from runicorn.errors import ConfigError, RemoteError
 from runicorn.storage.hashing import BUFSIZE, is_oid
+from runicorn.storage.manifest import MANIFEST_HEAD
 from runicorn.storage.odb import ObjectDB, object_relpath
 
 TRANSIENT_RETRIES = 3
@@ -64,6 +65,8 @@ def parse_url(url: str, repo_root: Path | None = None) -> Location:
         raise ConfigError(f"remote URL is empty; use {SUPPORTED}")
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
+    if scheme == "file" and parts.netloc not in ("", "localhost"):
+        raise ConfigError(f"remote URL {url!r} names a host; file:// remotes are local (file:///path)")
     if scheme in ("", "file") or re.match(r"^[A-Za-z]$", scheme):
         path = unquote(parts.path) if scheme == "file" else url
         _no_traversal(url, path)
@@ -144,6 +147,7 @@ class ObjectStore:
         self.root = loc.root.rstrip("/")
         self.scheme = SCHEMES[loc.scheme]
         self.jobs = jobs or self.scheme.jobs
+        self._folders: set[str] = set()
 
     def path(self, oid: str) -> str:
         return f"{self.root}/{object_relpath(oid)}"
@@ -211,8 +215,11 @@ class ObjectStore:
         if self.scheme.atomic_put:
             self.retry(f"uploading {oid[:12]}", self._stream_up, odb.path(oid), final, on_bytes)
             return os.path.getsize(odb.path(oid))
-        tmp = f"{posixpath.dirname(final)}/.rn-tmp-{secrets.token_hex(8)}"
-        self.retry("creating a folder", self.fs.makedirs, posixpath.dirname(final), True)
+        folder = posixpath.dirname(final)
+        tmp = f"{folder}/.rn-tmp-{secrets.token_hex(8)}"
+        if folder not in self._folders:  # one round trip per fan-out folder, not per object
+            self.retry("creating a folder", lambda: self.fs.makedirs(folder, exist_ok=True))
+            self._folders.add(folder)
         try:
             self.retry(f"uploading {oid[:12]}", self._stream_up, odb.path(oid), tmp, on_bytes)
             self.retry(f"renaming {oid[:12]} into place", self.fs.mv, tmp, final)
@@ -257,6 +264,14 @@ class ObjectStore:
                 return value.timestamp() if hasattr(value, "timestamp") else float(value)
         return None
 
+    def is_manifest(self, oid: str) -> bool:
+        """True when the remote object OID is a folder manifest (reads its first bytes only)."""
+        def head() -> bytes:
+            with self.fs.open(self.path(oid), "rb") as f:
+                return f.read(len(MANIFEST_HEAD))
+
+        return self.retry(f"reading {oid[:12]}", head) == MANIFEST_HEAD
+
     def delete(self, oid: str) -> None:
         self.retry(f"deleting {oid[:12]}", self.fs.rm_file, self.path(oid))
 
@@ -271,4 +286,14 @@ def open_store(name: str, options: dict[str, Any], repo_root: Path | None, jobs:
     if "url" not in options or not options["url"]:
         raise ConfigError(f"remote {name!r} has no url; set it with `runicorn remote add {name} URL`")
     loc = parse_url(options["url"], repo_root)
-    return ObjectStore(name, make_filesystem(loc, options), loc, jobs or options.get("jobs") or 0)
+    try:
+        fs = make_filesystem(loc, options)
+    except (OSError, ConnectionError, TimeoutError) as exc:
+        raise RemoteError(f"cannot connect to remote {name!r} ({type(exc).__name__}: {exc}); "
+                          "check the URL, credentials and network, then rerun") from None
+    except Exception as exc:  # noqa: BLE001 — back ends raise their own connection errors (asyncssh)
+        if type(exc).__module__.split(".")[0] not in ("asyncssh", "botocore", "aiohttp"):
+            raise
+        raise RemoteError(f"cannot connect to remote {name!r} ({type(exc).__name__}: {exc}); "
+                          "check the URL, credentials and network, then rerun") from None
+    return ObjectStore(name, fs, loc, jobs or options.get("jobs") or 0)
