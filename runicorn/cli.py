@@ -392,12 +392,22 @@ def _status_remote_default(args: list[str]) -> list[str]:
     return args
 
 
+def _quiet_library_loggers() -> None:
+    """Network back ends log every retry (asyncio's "socket.send() raised exception." …); our own
+    messages already say what failed, so their chatter stays out of the one-line contract."""
+    import logging
+
+    for name in ("asyncio", "asyncssh", "botocore", "aiobotocore", "s3fs", "fsspec", "urllib3"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def main(argv: list[str] | None = None) -> None:
     """The CLI's single error boundary: RunicornError → one red line and its exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     show_traceback = "--traceback" in args or bool(os.environ.get("RUNICORN_TRACEBACK"))
     args = [a for a in args if a != "--traceback"]
     signal.signal(signal.SIGINT, _on_sigint)
+    _quiet_library_loggers()
     try:
         app(args=_status_remote_default(args), prog_name="runicorn")  # standalone: usage errors exit 2 inside
     except RunicornError as exc:

@@ -153,7 +153,7 @@ class RemoteObjectCorruptError(RunicornError):
         super().__init__(
             f"{len(oids)} object(s) on remote {remote!r} are corrupt ({shown}): their content does not match "
             f"their name, so they were not stored — repair the remote with `runicorn push -r {remote}` "
-            "from a clone that has the data"
+            "from a clone that has the data (push overwrites objects found corrupt)"
         )
         self.oids = oids
 
@@ -169,6 +169,6 @@ class VerifyError(RunicornError):
 
     def __init__(self, corrupt: int, missing: int, remote: str | None = None):
         fix = ("run `runicorn fetch` to restore them from a remote, or re-add the original data" if remote is None
-               else f"delete the corrupt ones from the remote, then run `runicorn push --full -r {remote}` "
-                    "from a clone that has the data")
+               else f"repair the remote with `runicorn push --full -r {remote}` from a clone that has the data "
+                    "(push overwrites objects found corrupt)")
         super().__init__(f"verify found {corrupt} corrupt and {missing} missing object(s); {fix}")

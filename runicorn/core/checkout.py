@@ -53,7 +53,7 @@ def checkout(repo: Repo, paths: list[str] | None = None, force: bool = False,
     restores just that part. With SKIP_MISSING, files whose objects are absent are left out and
     listed in the result instead of failing the whole command."""
     with repo.lock(reporter.info):
-        plans = [_restrict(_plan(repo, rel, p), part) for rel, p, part in repo.targets(paths)]
+        plans = [_plan(repo, rel, p, part) for rel, p, part in repo.targets(paths)]
         lost = [x for plan in plans for x in plan.lost]
         if lost and not force:
             raise WorkspaceChangedError(lost)
@@ -69,28 +69,15 @@ def checkout(repo: Repo, paths: list[str] | None = None, force: bool = False,
         return results
 
 
-def _restrict(plan: Plan, part: str) -> Plan:
-    """Keep only the changes at or under PART of the tracked folder."""
-    if not part:
-        return plan
-    inside = (lambda sub: sub == part or sub.startswith(part + "/"))  # noqa: E731
-    plan.part = part
-    plan.link = [(sub, e) for sub, e in plan.link if inside(sub)]
-    plan.remove = [sub for sub in plan.remove if inside(sub)]
-    plan.lost = [p for p in plan.lost if inside(p[len(plan.rel) + 1:])]
-    plan.folders = [sub for sub in plan.folders if inside(sub) or part.startswith(sub + "/")]
-    plan.replace_kind = False
-    return plan
-
-
-def _plan(repo: Repo, rel: str, pointer: ptr.Pointer) -> Plan:
-    plan = Plan(rel, pointer)
+def _plan(repo: Repo, rel: str, pointer: ptr.Pointer, part: str = "") -> Plan:
+    """What to change for tracked path REL (only PART of it, when given): computed, not applied."""
+    plan = Plan(rel, pointer, part)
     path = repo.abspath(rel)
     check_no_symlink_parents(repo.root, rel)
     current = repo.snapshot(rel, expect=pointer.oid) if (path.exists() or path.is_symlink()) else None
     if current is not None:
         plan.leftovers = current.leftovers
-    if path.is_symlink() or (current is None and path.exists()):
+    if not part and (path.is_symlink() or (current is None and path.exists())):
         plan.replace_kind = True
         plan.lost.append(rel)
         current = None
@@ -118,7 +105,7 @@ def _plan_file(repo: Repo, plan: Plan, current) -> None:
 
 
 def _plan_dir(repo: Repo, plan: Plan, current) -> None:
-    if current is not None and current.kind == "file":
+    if current is not None and current.kind == "file" and not plan.part:
         plan.replace_kind = True
         if _unsaved(repo, current.oid):
             plan.lost.append(plan.rel)
@@ -126,10 +113,16 @@ def _plan_dir(repo: Repo, plan: Plan, current) -> None:
     trees = repo.trees
     if current is not None:
         trees.remember(current.trees)
-    plan.folders = list(trees.dir_paths(plan.pointer.oid))
+    now = current.oid if current is not None and current.kind == "dir" else None
+    target, prefix = plan.pointer.oid, ""
+    if plan.part:  # only the manifests on the way to PART and below it are needed
+        now, target, prefix = _narrow(repo, plan, now)
+        if target is None:
+            return
+    plan.folders += [prefix + d for d in trees.dir_paths(target)]
     for sub in plan.folders if current is not None else ():  # refuse before anything is written
         check_no_symlink_parents(repo.root, f"{plan.rel}/{sub}/x")
-    for sub, change, old, new in trees.diff(current.oid if current else None, plan.pointer.oid):
+    for sub, change, old, new in trees.diff(now, target, prefix):
         if change in ("added", "modified"):
             plan.link.append((sub, new))
         if change == "modified" and _unsaved(repo, old.oid) and old.oid != new.oid:
@@ -138,6 +131,25 @@ def _plan_dir(repo: Repo, plan: Plan, current) -> None:
             plan.remove.append(sub)
             if _unsaved(repo, old.oid):
                 plan.lost.append(f"{plan.rel}/{sub}")
+
+
+def _narrow(repo: Repo, plan: Plan, now: str | None) -> tuple[str | None, str | None, str]:
+    """(workspace subtree, target subtree, prefix) for plan.part; a file part is planned here."""
+    part, trees = plan.part, repo.trees
+    entry = trees.lookup(plan.pointer.oid, part)
+    if entry is None:
+        raise RunicornError(f"{plan.rel}/{part} is not in {plan.rel}{ptr.SUFFIX}; list it with `runicorn ls {plan.rel}`")
+    steps = part.split("/")
+    plan.folders = ["/".join(steps[:i]) for i in range(1, len(steps))]
+    cur = trees.lookup(now, part) if now else None
+    if entry.kind == "file":
+        if cur != entry:
+            plan.link.append((part, entry))
+            if cur is not None and cur.kind == "file" and _unsaved(repo, cur.oid):
+                plan.lost.append(f"{plan.rel}/{part}")
+        return None, None, ""
+    plan.folders.append(part)
+    return (cur.oid if cur is not None and cur.kind == "dir" else None), entry.oid, part + "/"
 
 
 def _missing_objects(repo: Repo, plans: list[Plan], skip: bool) -> dict[str, list[str]]:

@@ -86,7 +86,8 @@ def _add_root_file(roots: Roots, path: str, data: bytes, where: str) -> None:
             roots.setdefault(oid, ("file", where))
 
 
-def collect_roots(repo: Repo, workspace_only: bool, branches: bool, tags: bool, all_commits: bool) -> Roots:
+def collect_roots(repo: Repo, workspace_only: bool, branches: bool, tags: bool, all_commits: bool,
+                  remote_branches: bool = False) -> Roots:
     roots: Roots = {}
     for rel in repo.pointer_paths():
         name = rel + ptr.SUFFIX
@@ -100,7 +101,7 @@ def collect_roots(repo: Repo, workspace_only: bool, branches: bool, tags: bool, 
         _add_root_file(roots, path, data, f"{path} (git index)")
     use_branches = branches or not workspace_only
     use_tags = tags or not workspace_only
-    commits = repo.git.scope_commits(use_branches, use_tags, all_commits)
+    commits = repo.git.scope_commits(use_branches, use_tags, all_commits, remote_branches and use_branches)
     for sha, path, data in repo.git.files_in_commits(commits, _is_root_file):
         _add_root_file(roots, path, data, f"{path} at {sha[:12]}")
     return roots

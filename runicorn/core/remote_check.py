@@ -66,7 +66,9 @@ def verify_remote(repo: Repo, paths: list[str] | None, remote: str | None, sampl
     report.corrupt = [o for o, a in zip(chosen, pool_map(store.jobs, one, chosen)) if a != o]
     reporter.end_task()
     report.checked = len(chosen)
-    RemoteIndex(repo.index, store.name).forget(report.corrupt + report.missing)  # push must not trust them
+    index = RemoteIndex(repo.index, store.name)
+    index.forget(report.missing)  # push must not trust them
+    index.mark_corrupt(report.corrupt)  # the next push overwrites them
     return report
 
 
@@ -89,7 +91,8 @@ def gc_remote(repo: Repo, remote: str | None, workspace_only: bool = False, bran
     """Delete remote objects nothing in scope (by default all branches and tags) reaches."""
     store = open_remote(repo, remote)
     with repo.lock(reporter.info):
-        roots = local_gc.collect_roots(repo, workspace_only, branches, tags, all_commits)
+        # a shared remote also serves teammates' branches: remote-tracking branches are roots too
+        roots = local_gc.collect_roots(repo, workspace_only, branches, tags, all_commits, remote_branches=True)
         _fetch_root_manifests(repo, store, roots)
         keep = local_gc.reachable(repo, roots)
         listed = store.list_oids()

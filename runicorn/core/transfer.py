@@ -12,6 +12,7 @@ Fetch: manifests level by level, then files, every object re-hashed before it en
 from __future__ import annotations
 
 import os
+import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -21,12 +22,13 @@ from runicorn.core.events import NULL, Reporter
 from runicorn.core.history import pointers_at
 from runicorn.core.remotes import open_remote
 from runicorn.core.repo import Repo
-from runicorn.errors import RemoteObjectCorruptError, RunicornError
+from runicorn.errors import ObjectMissingError, RemoteObjectCorruptError, RunicornError
 from runicorn.storage import fsutil
 from runicorn.storage import pointer as ptr
 from runicorn.storage.index import RemoteIndex
 from runicorn.storage.remote import ObjectStore
 
+TRUST_SAMPLE = 32  # skipped objects spot-checked on the remote before the index is believed
 PER_OBJECT_QUERIES_MAX = 256  # above this, compare with the remote's size before choosing to list
 LISTING_FACTOR = 16  # list the remote when it holds at most this many objects per object we ask about
 
@@ -78,6 +80,7 @@ class PushPlan:
     files: set[str] = field(default_factory=set)
     manifests: dict[str, int] = field(default_factory=dict)  # oid -> depth
     absent_locally: dict[str, str] = field(default_factory=dict)  # oid -> a path that needs it
+    skipped_known: set[str] = field(default_factory=set)  # subtrees skipped on the index's word
 
 
 def _plan_push(repo: Repo, targets: list[Target], known: set[str]) -> PushPlan:
@@ -111,7 +114,10 @@ def _want_file(repo: Repo, plan: PushPlan, oid: str, where: str) -> bool:
 def _want_tree(repo: Repo, plan: PushPlan, oid: str, depth: int, where: str, known: set[str]) -> bool:
     """Add the objects of tree OID; False when part of it is not in the cache (then the manifest,
     and every manifest above it, stays local: the remote must never hold an incomplete tree)."""
-    if oid in known or oid in plan.manifests:
+    if oid in known:
+        plan.skipped_known.add(oid)
+        return True
+    if oid in plan.manifests:
         return True
     if not repo.odb.exists(oid):
         plan.absent_locally[oid] = where
@@ -147,13 +153,12 @@ def push(repo: Repo, paths: list[str] | None = None, remote: str | None = None, 
     store = open_remote(repo, remote, jobs)
     index = RemoteIndex(repo.index, store.name)
     targets = scope_targets(repo, paths, **scope)
-    if full:
+    if full or index.corrupt():  # objects found corrupt may sit under subtrees the index vouches for
         index.forget()
-    known = _trusted_known(store, index, targets)
-    plan = _plan_push(repo, targets, known)
+    plan, known = _plan_checked(repo, store, index, targets)
     result = TransferResult(store.name)
     wanted = (plan.files - known) | set(plan.manifests)
-    there = present_on_remote(store, wanted)
+    there = present_on_remote(store, wanted) - index.corrupt()  # corrupt ones are overwritten
     index.add(there)
     result.already = len(there) + len(plan.files & known)
     todo_files = sorted(plan.files - known - there)
@@ -169,17 +174,19 @@ def push(repo: Repo, paths: list[str] | None = None, remote: str | None = None, 
     return result
 
 
-def _trusted_known(store: ObjectStore, index: RemoteIndex, targets: list[Target]) -> set[str]:
-    """The known-object index, after checking that the roots it vouches for are really there.
+def _plan_checked(repo: Repo, store: ObjectStore, index: RemoteIndex, targets: list[Target]) -> tuple[PushPlan, set[str]]:
+    """Plan with the known-object index, after spot-checking that what it let us skip is there.
 
-    One query per tracked path: if a remote lost objects behind our back (wiped, restored from
-    an old backup), the index is dropped and everything is checked again."""
+    Up to TRUST_SAMPLE skipped objects are queried: if the remote lost objects behind our back
+    (wiped, restored from an old backup), the index is dropped and the plan made again."""
     known = index.known()
-    roots = sorted({p.oid for _, p, _ in targets if p.oid in known})
-    if roots and not all(pool_map(store.jobs, store.exists, roots)):
+    plan = _plan_push(repo, targets, known)
+    skipped = sorted(plan.skipped_known | (plan.files & known))
+    sample = random.sample(skipped, TRUST_SAMPLE) if len(skipped) > TRUST_SAMPLE else skipped
+    if sample and not all(pool_map(store.jobs, store.exists, sample)):
         index.forget()
-        return set()
-    return known
+        return _plan_push(repo, targets, set()), set()
+    return plan, known
 
 
 def _upload(repo: Repo, store: ObjectStore, index: RemoteIndex, oids: list[str], result: TransferResult,
@@ -198,6 +205,7 @@ def _upload(repo: Repo, store: ObjectStore, index: RemoteIndex, oids: list[str],
             result.bytes += size
     finally:
         index.add(done)
+        index.mark_corrupt(done, corrupt=False)
 
 
 # --------------------------------------------------------------------------------------- fetch
@@ -219,6 +227,7 @@ def fetch(repo: Repo, paths: list[str] | None = None, remote: str | None = None,
         repo.guard.record(new)
         index.add(new)
     reporter.end_task()
+    index.mark_corrupt(result.corrupt)
     if result.corrupt and raise_corrupt:
         raise RemoteObjectCorruptError(result.corrupt, store.name)
     return result
@@ -278,8 +287,15 @@ def pull(repo: Repo, paths: list[str] | None = None, remote: str | None = None, 
          force: bool = False, reporter: Reporter = NULL, **scope) -> TransferResult:
     """fetch + checkout; what the remote lacks is named, the rest is restored."""
     result = fetch(repo, paths, remote, jobs, reporter, raise_corrupt=False, **scope)
-    restored = checkout(repo, paths, force, reporter, skip_missing=True)
-    result.not_restored = sorted(p for r in restored for p in r.missing)
+    for rel, _, part in repo.targets(paths):  # one at a time: a path whose manifest is absent
+        shown = f"{rel}/{part}" if part else rel   # must not keep the others from being restored
+        try:
+            restored = checkout(repo, [str(repo.abspath(shown))], force, reporter, skip_missing=True)
+        except ObjectMissingError:
+            result.not_restored.append(shown)
+        else:
+            result.not_restored += [p for r in restored for p in r.missing]
+    result.not_restored.sort()
     if result.corrupt:  # everything else is restored; the corrupt objects were refused
         raise RemoteObjectCorruptError(result.corrupt, result.remote)
     return result

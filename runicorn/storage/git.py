@@ -145,13 +145,15 @@ class GitRepo:
                 yield entry.path, self.repo[entry.id].data
 
     # -- scopes for gc -------------------------------------------------------------------
-    def scope_commits(self, branches: bool, tags: bool, all_commits: bool) -> list:
-        """Commits whose trees are gc roots: HEAD, plus branch/tag tips, plus all history."""
+    def scope_commits(self, branches: bool, tags: bool, all_commits: bool, remote_branches: bool = False) -> list:
+        """Commits whose trees are gc roots: HEAD, plus branch/tag tips (and remote-tracking
+        branches when REMOTE_BRANCHES), plus all history."""
         tips = []
         if not self.repo.head_is_unborn:
             tips.append(self.repo.head.peel(pygit2.Commit))
         for name in self.repo.references:
-            wanted = (branches and name.startswith("refs/heads/")) or (tags and name.startswith("refs/tags/"))
+            wanted = ((branches and name.startswith("refs/heads/")) or (tags and name.startswith("refs/tags/"))
+                      or (remote_branches and name.startswith("refs/remotes/")))
             if all_commits:
                 wanted = wanted or name.startswith("refs/")
             if wanted:

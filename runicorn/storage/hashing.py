@@ -37,16 +37,21 @@ def hash_file(path) -> str:
 def copy_and_hash(src: BinaryIO, dst: BinaryIO, on_bytes: Callable[[int], None] | None = None) -> str:
     """Copy SRC to DST in 1 MiB chunks, hashing on the way; returns the oid."""
     digest = hashlib.sha256()
+    if not hasattr(src, "readinto"):  # some remote file objects (sshfs) only read()
+        while chunk := src.read(BUFSIZE):
+            digest.update(chunk)
+            dst.write(chunk)
+            if on_bytes:
+                on_bytes(len(chunk))
+        return digest.hexdigest()
     buf = bytearray(BUFSIZE)
     view = memoryview(buf)
-    while True:
-        n = src.readinto(buf)
-        if not n:
-            return digest.hexdigest()
+    while n := src.readinto(buf):
         digest.update(view[:n])
         dst.write(view[:n])
         if on_bytes:
             on_bytes(n)
+    return digest.hexdigest()
 
 
 def _hash_if_there(path) -> str | None:

@@ -41,6 +41,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         ) WITHOUT ROWID"""),
     # ctime joins the key: an in-place write that restores the old mtime still changes ctime.
     ("0005_memo_ctime", "ALTER TABLE memo ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0"),
+    ("0006_remote_corrupt", """
+        CREATE TABLE remote_corrupt (
+            remote TEXT NOT NULL,
+            oid    TEXT NOT NULL,
+            PRIMARY KEY (remote, oid)
+        ) WITHOUT ROWID"""),
 ]
 
 MemoRow = tuple[int, int, int, int, str]  # ino, size, mtime_ns, ctime_ns, oid
@@ -229,6 +235,22 @@ class RemoteIndex:
         if rows:
             with self.index.write() as db:
                 db.executemany("INSERT OR IGNORE INTO remote_objects (remote, oid) VALUES (?, ?)", rows)
+
+    def corrupt(self) -> set[str]:
+        """Objects found corrupt on the remote (by fetch or verify): the next push overwrites them."""
+        cur = self.index.db.execute("SELECT oid FROM remote_corrupt WHERE remote = ?", (self.remote,))
+        return {row[0] for row in cur}
+
+    def mark_corrupt(self, oids: Iterable[str], corrupt: bool = True) -> None:
+        rows = [(self.remote, o) for o in oids]
+        if not rows:
+            return
+        with self.index.write() as db:
+            if corrupt:
+                db.executemany("INSERT OR IGNORE INTO remote_corrupt (remote, oid) VALUES (?, ?)", rows)
+                db.executemany("DELETE FROM remote_objects WHERE remote = ? AND oid = ?", rows)
+            else:
+                db.executemany("DELETE FROM remote_corrupt WHERE remote = ? AND oid = ?", rows)
 
     def forget(self, oids: Iterable[str] | None = None) -> None:
         with self.index.write() as db:

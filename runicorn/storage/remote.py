@@ -102,7 +102,8 @@ def make_filesystem(loc: Location, options: dict[str, Any]):
         return LocalFileSystem()
     if loc.scheme == "ssh":
         sshfs = _import_backend("sshfs", "ssh")
-        kwargs: dict[str, Any] = {"port": options.get("port") or loc.port or 22}
+        kwargs: dict[str, Any] = {"port": options.get("port") or loc.port or 22, "skip_instance_cache": True,
+                                  "connect_timeout": 15}
         user = options.get("user") or loc.user
         if user:
             kwargs["username"] = user
@@ -120,7 +121,9 @@ def make_filesystem(loc: Location, options: dict[str, Any]):
         client["endpoint_url"] = options["endpoint_url"]
     if options.get("region"):
         client["region_name"] = options["region"]
-    kwargs = {"client_kwargs": client}
+    # fail fast on a dead endpoint: a short connect timeout, few botocore attempts (we retry too)
+    kwargs = {"client_kwargs": client, "skip_instance_cache": True,
+              "config_kwargs": {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 2}}}
     if options.get("access_key_id"):
         kwargs.update(key=options["access_key_id"], secret=options.get("secret_access_key"))
     if options.get("profile"):
@@ -128,13 +131,16 @@ def make_filesystem(loc: Location, options: dict[str, Any]):
     return s3fs.S3FileSystem(**kwargs)
 
 
+def _from_backend(exc: BaseException) -> bool:
+    return type(exc).__module__.split(".")[0] in ("asyncssh", "botocore", "aiobotocore", "aiohttp", "s3fs", "sshfs")
+
+
 def _transient(exc: BaseException) -> bool:
     if isinstance(exc, (FileNotFoundError, PermissionError, FileExistsError, IsADirectoryError, NotADirectoryError)):
         return False
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
         return False
-    return isinstance(exc, (OSError, ConnectionError, TimeoutError)) or type(exc).__module__.startswith(
-        ("asyncssh", "botocore", "aiohttp"))
+    return isinstance(exc, (OSError, ConnectionError, TimeoutError)) or _from_backend(exc)
 
 
 class ObjectStore:
@@ -195,7 +201,8 @@ class ObjectStore:
     def stale_temps(self, older_than_s: float) -> list[str]:
         """Temp files an interrupted push left on the remote, older than OLDER_THAN_S."""
         try:
-            found = self.retry("listing objects", self.fs.find, f"{self.root}/objects", None, False, True)
+            found = self.retry("listing objects", lambda: self.fs.find(f"{self.root}/objects", withdirs=False,
+                                                                         detail=True))
         except FileNotFoundError:
             return []
         cutoff = time.time() - older_than_s
@@ -276,10 +283,12 @@ class ObjectStore:
         self.retry(f"deleting {oid[:12]}", self.fs.rm_file, self.path(oid))
 
     def _remove_quietly(self, path: str) -> None:
+        """Best-effort removal of a temp file after a failed upload (the connection may be gone)."""
         try:
             self.fs.rm_file(path)
-        except (OSError, ValueError):
-            pass
+        except Exception as exc:  # noqa: BLE001 — filtered: only I/O and back-end errors are swallowed
+            if not (isinstance(exc, (OSError, ValueError)) or _from_backend(exc)):
+                raise
 
 
 def open_store(name: str, options: dict[str, Any], repo_root: Path | None, jobs: int = 0) -> ObjectStore:
@@ -292,7 +301,7 @@ def open_store(name: str, options: dict[str, Any], repo_root: Path | None, jobs:
         raise RemoteError(f"cannot connect to remote {name!r} ({type(exc).__name__}: {exc}); "
                           "check the URL, credentials and network, then rerun") from None
     except Exception as exc:  # noqa: BLE001 — back ends raise their own connection errors (asyncssh)
-        if type(exc).__module__.split(".")[0] not in ("asyncssh", "botocore", "aiohttp"):
+        if not _from_backend(exc):
             raise
         raise RemoteError(f"cannot connect to remote {name!r} ({type(exc).__name__}: {exc}); "
                           "check the URL, credentials and network, then rerun") from None
