@@ -299,6 +299,8 @@ def doctor(json: Json = False, quiet: Quiet = False, verbose: Verbose = False) -
               f"(using {r['cache']['link_used']})\nindex      {r['index']['path']} ({r['index']['journal_mode']}, "
               f"{len(r['index']['migrations'])} migrations)\ngit        branch {r['git']['branch']}, head "
               f"{(r['git']['head'] or 'none')[:12]}, {'dirty' if r['git']['dirty'] else 'clean'}", markup=False)
+    for name, url in r["remotes"].items():
+        out.print(f"remote     {name} {url}" + (" (default)" if name == r["default_remote"] else ""), markup=False)
 
 
 @app.command()

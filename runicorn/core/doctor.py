@@ -13,7 +13,7 @@ from runicorn.errors import RunicornError
 from runicorn.storage.cache import probe_link_type
 from runicorn.storage.git import discover_root, git_version
 
-PACKAGES = ("runicorn", "typer", "rich", "pyyaml", "filelock", "pygit2", "dulwich")
+PACKAGES = ("runicorn", "typer", "rich", "pyyaml", "filelock", "pygit2", "dulwich", "fsspec", "sshfs", "s3fs")
 
 
 def _version(name: str) -> str:
@@ -45,6 +45,8 @@ def _repo_report(repo: Repo) -> dict:
         "git": {"branch": repo.git.branch(), "head": repo.git.head_sha(), "dirty": repo.git.is_dirty(),
                 "library": git_version()},
         "tracked_paths": len(repo.pointer_paths()),
+        "remotes": {name: opts.get("url", "") for name, opts in sorted(repo.config.remotes().items())},
+        "default_remote": repo.config.get("core.remote") or None,
     }
 
 
