@@ -5,7 +5,7 @@ Usage:
     python3 benchmarks/bench.py [--work DIR] [--tools runicorn,dvc]
                                 [--runicorn-bin runicorn] [--dvc-bin dvc]
                                 [--scale 1.0] [--model-mib 1024] [--reps 3]
-                                [--out results.json] [--keep]
+                                [--out results.json] [--keep] [--ssh] [--s3]
 
 Data (generated once, deterministically, then reused from WORK/data):
   model.bin   MODEL_MIB MiB of seeded pseudo-random bytes (default 1 GiB).
@@ -21,6 +21,16 @@ from wait4(2)):
   checkout small100k after `rm -rf small100k`; checkout model.bin after `rm`.
 Each checkout is verified against the expected bytes (all file names, the
 sha256 of a sample of files and of the changed file; sha256 of model.bin).
+
+Then, per tool, with a local-directory remote (WORK/runs/TOOL/remote-dir):
+  `cp model.bin` x REPS (the physical baseline, median); push model.bin;
+  push small100k; push x REPS (nothing new, median); pull small100k and pull
+  model.bin after deleting both workspace copies and the whole cache (each
+  pull verified like a checkout).
+With --ssh / --s3 (Runicorn only; run with a Python that has pytest,
+asyncssh, boto3 and moto, e.g. the project's venv), the same push/pull steps
+run against a real OpenSSH server / a moto S3 server on loopback, started
+with tests/servers.py.
 
 Tool output goes to WORK/bench.log. Exit status: 0 if every command succeeded
 and every checkout verified, 1 on a verification mismatch, 2 on a failed
@@ -172,12 +182,12 @@ def _kill_group(pid):
         pass
 
 
-def run_quiet(argv, cwd, env, log):
-    """Untimed helper command (setup); raises on failure."""
+def run_quiet(argv, cwd, env, log, check=True):
+    """Untimed helper command (setup); raises on failure if `check`."""
     log.write(f"### (untimed) {' '.join(argv)}\n".encode())
     log.flush()
-    subprocess.run(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                   stdin=subprocess.DEVNULL, check=True)
+    return subprocess.run(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                          stdin=subprocess.DEVNULL, check=check).returncode
 
 
 def remove_path(path):
@@ -219,6 +229,23 @@ class Tool:
     def checkout(self, path):
         return [self.exe, "checkout", path]
 
+    cache_dir = ".runicorn/cache"
+
+    def remote_add(self, name, url):
+        return [self.exe, "remote", "add", name, url, "--default"]
+
+    def remote_modify(self, name, option, value):
+        return [self.exe, "remote", "modify", name, option, value, "--scope", "local"]
+
+    def push(self, path=None):
+        return [self.exe, "push"] + ([path] if path else [])
+
+    def pull(self, path):
+        return [self.exe, "pull", path]
+
+    def pull_from(self, remote):
+        return [self.exe, "pull", "-r", remote]
+
     def env(self, run_dir):
         return {}
 
@@ -232,6 +259,23 @@ class Dvc(Tool):
 
     def checkout(self, path):
         return [self.exe, "checkout", path + ".dvc"]
+
+    cache_dir = ".dvc/cache"
+
+    def remote_add(self, name, url):
+        return [self.exe, "remote", "add", "-d", name, url]
+
+    def remote_modify(self, name, option, value):
+        return [self.exe, "remote", "modify", "--local", name, option, value]
+
+    def push(self, path=None):
+        return [self.exe, "push"] + ([path + ".dvc"] if path else [])
+
+    def pull(self, path):
+        return [self.exe, "pull", path + ".dvc"]
+
+    def pull_from(self, remote):
+        return [self.exe, "pull", "-r", remote]
 
     def env(self, run_dir):
         # a per-run state/index database, so no run profits from an earlier one
@@ -255,6 +299,134 @@ def find_tools(names, bins):
             continue
         tools.append(TOOL_CLASSES[name](exe))
     return tools
+
+
+# ---------------------------------------------------------------------------
+# Remote back ends
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Backend:
+    """A remote the push/pull steps run against.
+
+    `name` labels the steps ("dir" is unlabelled: "push"; others "push (ssh)").
+    `options` are (option, value) pairs set with the tool's remote_modify
+    (Runicorn: `remote modify NAME OPTION VALUE --scope local`).
+    """
+
+    name: str
+    remote: str
+    url: str
+    options: list = field(default_factory=list)
+
+    @property
+    def suffix(self):
+        return "" if self.name == "dir" else f" ({self.name})"
+
+
+def load_servers_module():
+    """tests/servers.py (needs pytest, asyncssh, boto3, moto: the project's venv)."""
+    tests = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests")
+    sys.path.insert(0, os.path.normpath(tests))
+    try:
+        import servers
+    except ImportError as exc:
+        sys.exit(f"--ssh/--s3 need tests/servers.py and what it imports ({exc}); "
+                 f"pass --servers-python with the project's Python, e.g. /tmp/venv/bin/python")
+    return servers
+
+
+def serve(work, which):
+    """Server helper (`bench.py --serve ssh,s3 --work DIR`, run by Servers):
+    start the servers with tests/servers.py, print their details as one JSON
+    line, then keep them up until stdin closes (the benchmark ended or died).
+
+    A separate process, so the measuring process stays small: a child forked
+    from it inherits its peak RSS, which would inflate every peak measured.
+    Servers spawned from this process's main thread get SIGKILL when it dies.
+    """
+    import pathlib
+    import pwd
+
+    mod = load_servers_module()
+    base = pathlib.Path(work, "servers")
+    started, details = [], {}
+    try:
+        if "ssh" in which:
+            if not os.path.exists(mod.SSHD):
+                sys.exit(mod.SSHD_MISSING)
+            if os.geteuid() == 0:
+                os.makedirs("/run/sshd", exist_ok=True)  # privilege separation directory
+            workdir = base / "sshd"
+            shutil.rmtree(workdir, ignore_errors=True)
+            os.makedirs(workdir / "root")
+            srv = mod.SSHServer(workdir=workdir, root=str(workdir / "root"),
+                                user=pwd.getpwuid(os.getuid()).pw_name)
+            srv.generate_keys()
+            mod.start_on_free_port(srv)
+            started.append(srv)
+            details["ssh"] = {"host": srv.host, "port": srv.port, "user": srv.user,
+                              "keyfile": srv.keyfile, "log": str(srv.log)}
+        if "s3" in which:
+            workdir = base / "moto"
+            shutil.rmtree(workdir, ignore_errors=True)
+            os.makedirs(workdir)
+            srv = mod.S3Server(workdir=workdir)
+            mod.start_on_free_port(srv)
+            started.append(srv)
+            details["s3"] = {"endpoint_url": srv.endpoint_url, "bucket": srv.bucket,
+                             "region": srv.region, "key": srv.key, "secret": srv.secret,
+                             "log": str(srv.log)}
+        print(json.dumps(details), flush=True)
+        sys.stdin.read()
+    finally:
+        for srv in started:
+            srv.kill()
+    return 0
+
+
+class Servers:
+    """A real OpenSSH server and/or a moto S3 server on loopback, started the
+    way the fixtures of tests/servers.py start them, in a helper process
+    (see serve()); stop() ends them."""
+
+    def __init__(self, work, which, python):
+        self.proc = subprocess.Popen(
+            [python, os.path.abspath(__file__), "--serve", ",".join(which), "--work", work],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait()
+            sys.exit(f"the server helper ({python}) failed to start the servers; see above")
+        self.details = json.loads(line)
+        for name, d in self.details.items():
+            where = d.get("endpoint_url") or f"{d['host']}:{d['port']}"
+            print(f"server: {name} on {where} (log {d['log']})", flush=True)
+
+    def backends(self, run_dir, tool_name):
+        """Backends of these servers for one tool run (remote data under run_dir / tool_name)."""
+        out = []
+        if "ssh" in self.details:
+            d = self.details["ssh"]
+            out.append(Backend("ssh", "store_ssh", f"ssh://{d['host']}{run_dir}/remote-ssh",
+                               [("keyfile", d["keyfile"]), ("user", d["user"]),
+                                ("port", str(d["port"])), ("known_hosts", "none")]))
+        if "s3" in self.details:
+            d = self.details["s3"]
+            out.append(Backend("s3", "store_s3", f"s3://{d['bucket']}/{tool_name}",
+                               [("endpoint_url", d["endpoint_url"]), ("region", d["region"]),
+                                ("access_key_id", d["key"]), ("secret_access_key", d["secret"])]))
+        return out
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 # ---------------------------------------------------------------------------
@@ -337,9 +509,11 @@ def change_one_file(tree_root):
 class Bench:
     """One benchmark session: data, log, measurements and verifications."""
 
-    def __init__(self, args, data):
+    def __init__(self, args, data, servers=None):
         self.args = args
         self.data = data
+        self.servers = servers
+        self.loadavg_start = os.getloadavg()
         self.log = open(os.path.join(args.work, "bench.log"), "ab")
         self.results = []
         self.verifications = []
@@ -356,7 +530,7 @@ class Bench:
         m = Measurement(tool.name, op, dataset, rep, round(wall, 3), round(user, 3),
                         round(sys_s, 3), round(peak, 1), rc, argv)
         self.results.append(m)
-        print(f"  {tool.name:9} {op:9} {dataset:32} rep {rep}  {wall:8.2f} s  "
+        print(f"  {tool.name:9} {op:11} {dataset:32} rep {rep}  {wall:8.2f} s  "
               f"{peak:7.1f} MiB  rc={rc}", flush=True)
         if rc != 0:
             self._report_failure(offset)
@@ -376,13 +550,14 @@ class Bench:
         self.verifications.append({"tool": tool.name, "dataset": dataset,
                                    "ok": ok, "problems": problems[:20]})
         if ok:
-            print(f"  {tool.name:9} verify    {dataset:32} ok", flush=True)
-            return
-        print(f"\n!!!!!! VERIFY FAILED: {tool.name} checkout of {dataset} does NOT "
+            print(f"  {tool.name:9} verify      {dataset:32} ok", flush=True)
+            return ok
+        print(f"\n!!!!!! VERIFY FAILED: {tool.name} restore of {dataset} does NOT "
               f"match the original ({len(problems)} problems) !!!!!!", file=sys.stderr)
         for p in problems[:10]:
             print(f"!!!   {p}", file=sys.stderr)
         sys.stderr.flush()
+        return ok
 
     def run_tool(self, tool):
         ctx = self.prepare_repo(tool)
@@ -390,6 +565,11 @@ class Bench:
         self.phase_add(tool, ctx)
         self.phase_status(tool, ctx)
         self.phase_checkout(tool, ctx)
+        self.phase_remote(tool, ctx, Backend(
+            "dir", "store", os.path.join(ctx["run_dir"], "remote-dir")))
+        if self.servers is not None and tool.name == "runicorn":
+            for backend in self.servers.backends(ctx["run_dir"], tool.name):
+                self.phase_remote(tool, ctx, backend)
         if not self.args.keep:
             remove_path(ctx["run_dir"])
 
@@ -438,6 +618,53 @@ class Bench:
         self.verify(tool, "model.bin", verify_file(
             model, self.data["model.bin"][1]["sha256"]))
 
+    def phase_remote(self, tool, ctx, backend):
+        """Push both datasets to `backend`, a no-op push, then pull both back
+        after deleting the workspace copies and the whole cache; verify."""
+        repo, sfx = ctx["repo"], backend.suffix
+        tree, model = os.path.join(repo, "small100k"), os.path.join(repo, "model.bin")
+        if backend.name == "dir":
+            self.phase_cp(tool, ctx, model)
+        elif not ctx.get("restored", True):
+            # the last pull failed, so workspace and cache lack data: refill
+            # them from the directory remote (untimed) before pushing again
+            print(f"  {tool.name:9} (untimed) refilling the cache from the directory remote "
+                  f"after a failed pull", flush=True)
+            rc = run_quiet(tool.pull_from("store"), repo, ctx["env"], self.log, check=False)
+            if rc:
+                print(f"!!! refill failed (rc={rc}): the {backend.name} steps will lack data",
+                      file=sys.stderr, flush=True)
+        run_quiet(tool.remote_add(backend.remote, backend.url), repo, ctx["env"], self.log)
+        for option, value in backend.options:
+            run_quiet(tool.remote_modify(backend.remote, option, value), repo, ctx["env"],
+                      self.log)
+        self.step(tool, ctx, "push" + sfx, "model.bin", tool.push("model.bin"))
+        self.step(tool, ctx, "push" + sfx, "small100k", tool.push("small100k"))
+        for rep in range(1, self.args.reps + 1):
+            self.step(tool, ctx, "push" + sfx, "no change", tool.push(), rep)
+        for path in (tree, model, os.path.join(repo, tool.cache_dir)):
+            remove_path(path)
+        self.step(tool, ctx, "pull" + sfx, "small100k", tool.pull("small100k"))
+        ok = self.verify(tool, f"small100k (pull{sfx})", verify_tree(
+            self.data["small100k"][0], tree, ctx["changed"]))
+        self.step(tool, ctx, "pull" + sfx, "model.bin", tool.pull("model.bin"))
+        ok &= self.verify(tool, f"model.bin (pull{sfx})", verify_file(
+            model, self.data["model.bin"][1]["sha256"]))
+        ctx["restored"] = ok
+
+    def phase_cp(self, tool, ctx, model):
+        """The physical baseline: `cp` of model.bin to a new file on the same
+        file system as the directory remote; also cp followed by an fsync of
+        the copy (coreutils `sync FILE`), for reference."""
+        dest = os.path.join(ctx["run_dir"], "cp-baseline.bin")
+        for rep in range(1, self.args.reps + 1):
+            self.step(tool, ctx, "cp", "model.bin", ["cp", model, dest], rep)
+            remove_path(dest)
+        for rep in range(1, self.args.reps + 1):
+            self.step(tool, ctx, "cp + fsync", "model.bin",
+                      ["sh", "-c", 'cp "$0" "$1" && sync "$1"', model, dest], rep)
+            remove_path(dest)
+
 
 # ---------------------------------------------------------------------------
 # Report
@@ -451,13 +678,34 @@ ROWS = [("init", "-"), ("add", "model.bin"), ("add", "small100k"),
 # steps that handle the 100k-file tree (for the memory target)
 TREE_ROWS = ROWS[2:7]
 
-# (description, rows, "wall" or "peak", limit)
+# the directory remote, and the cp baseline
+REMOTE_ROWS = [("cp", "model.bin"), ("cp + fsync", "model.bin"),
+               ("push", "model.bin"), ("push", "small100k"), ("push", "no change"),
+               ("pull", "small100k"), ("pull", "model.bin")]
+ROWS = ROWS + REMOTE_ROWS
+
+# steps repeated --reps times (median reported)
+MEDIAN_ROWS = {("status", "no change"), ("cp", "model.bin"), ("cp + fsync", "model.bin"),
+               ("push", "no change")}
+
+CP_ROW = ("cp", "model.bin")
+
+# (description, rows, metric, limit). Metrics:
+#   "wall"  max wall seconds of the rows <= limit
+#   "peak"  max peak MiB of the rows <= limit
+#   "x_cp"  max wall of the rows / the same tool's median `cp` of model.bin <= limit
+#   "x_dvc" DVC's wall / this tool's wall on the row >= limit (tools other than DVC)
 TARGETS = [
     ("add 1 GiB file", [("add", "model.bin")], "wall", 1.0),
     ("add 100k files", [("add", "small100k")], "wall", 4.0),
     ("no-op status on 100k files", [("status", "no change")], "wall", 0.6),
     ("checkout 100k files", [("checkout", "small100k")], "wall", 3.0),
     ("peak memory on 100k files (MiB)", TREE_ROWS, "peak", 150.0),
+    ("push 100k files, speed-up over DVC", [("push", "small100k")], "x_dvc", 2.0),
+    ("pull 100k files, speed-up over DVC", [("pull", "small100k")], "x_dvc", 2.0),
+    ("no-op push", [("push", "no change")], "wall", 1.0),
+    ("push 1 GiB file, time / cp", [("push", "model.bin")], "x_cp", 1.5),
+    ("pull 1 GiB file, time / cp", [("pull", "model.bin")], "x_cp", 1.5),
 ]
 
 
@@ -496,27 +744,54 @@ def timing_table(summary):
     rows = []
     for row in ROWS:
         r, d = summary.get(("runicorn",) + row), summary.get(("dvc",) + row)
-        label = row[1] + (" (median)" if row == ("status", "no change") else "")
+        label = row[1] + (" (median)" if row in MEDIAN_ROWS else "")
         rows.append([row[0], label, fmt_seconds(r), fmt_seconds(d),
-                     fmt_ratio(summary, row),
+                     "" if row[0].startswith("cp") else fmt_ratio(summary, row),
                      f"{r['peak_mib']:.0f}" if r else "-",
                      f"{d['peak_mib']:.0f}" if d else "-"])
     print_table(["operation", "dataset", "runicorn s", "dvc s", "ratio dvc/runicorn",
                  "runicorn peak MiB", "dvc peak MiB"], rows)
 
 
+LIMIT_TEXT = {"wall": "<= {:g} s", "peak": "<= {:g}", "x_cp": "<= {:g}x cp",
+              "x_dvc": ">= {:g}x"}
+
+
+def target_value(summary, tool, rows, metric):
+    """(value, failed command?) of one target for one tool, or None if not measured."""
+    cells = [summary.get((tool,) + row) for row in rows]
+    if metric == "x_cp":
+        cells.append(summary.get((tool,) + CP_ROW))
+    elif metric == "x_dvc":
+        if tool == "dvc":
+            return None
+        cells += [summary.get(("dvc",) + row) for row in rows]
+    if any(c is None for c in cells):
+        return None
+    failed = any(c["rc"] for c in cells)
+    if metric == "peak":
+        return max(c["peak_mib"] for c in cells), failed
+    if metric == "wall":
+        return max(c["wall_s"] for c in cells), failed
+    if metric == "x_cp":
+        cp = cells[-1]["wall_s"]
+        return max(c["wall_s"] for c in cells[:-1]) / max(cp, 1e-3), failed
+    ours, dvc = cells[:len(rows)], cells[len(rows):]
+    return max(d["wall_s"] for d in dvc) / max(max(c["wall_s"] for c in ours), 1e-3), failed
+
+
 def evaluate_targets(summary, tools):
-    """[{target, limit, tool: {value, pass}}] for every target and tool."""
+    """[{target, limit, metric, tool: {value, pass}}] for every target and tool."""
     out = []
     for desc, rows, metric, limit in TARGETS:
-        entry = {"target": desc, "limit": limit}
+        entry = {"target": desc, "limit": limit, "metric": metric}
         for tool in tools:
-            cells = [summary.get((tool,) + row) for row in rows]
-            if any(c is None for c in cells):
+            found = target_value(summary, tool, rows, metric)
+            if found is None:
                 continue
-            value = max(c["wall_s" if metric == "wall" else "peak_mib"] for c in cells)
-            failed = any(c["rc"] for c in cells)
-            entry[tool] = {"value": value, "pass": value <= limit and not failed,
+            value, failed = found
+            ok = value >= limit if metric == "x_dvc" else value <= limit
+            entry[tool] = {"value": round(value, 3), "pass": ok and not failed,
                            "failed_command": failed}
         out.append(entry)
     return out
@@ -528,32 +803,70 @@ def targets_table(targets, tools):
         cells = []
         for tool in tools:
             v = t.get(tool)
-            digits = 0 if "MiB" in t["target"] else 2
+            digits = 0 if t["metric"] == "peak" else 2
+            unit = "x" if t["metric"] in ("x_cp", "x_dvc") else ""
             mark = "-" if v is None else (
-                f"{v['value']:.{digits}f} {'PASS' if v['pass'] else 'MISS'}"
+                f"{v['value']:.{digits}f}{unit} {'PASS' if v['pass'] else 'MISS'}"
                 + (" (command failed)" if v["failed_command"] else ""))
             cells.append(mark)
-        rows.append([t["target"], f"<= {t['limit']:g}"] + cells)
+        rows.append([t["target"], LIMIT_TEXT[t["metric"]].format(t["limit"])] + cells)
     print_table(["target", "limit"] + list(tools), rows)
+
+
+def backends_table(summary, tool="runicorn"):
+    """Runicorn's push/pull on every remote back end measured (dir, ssh, s3)."""
+    names = [b for b in ("dir", "ssh", "s3")
+             if any(k[0] == tool and k[1] == "push" + ("" if b == "dir" else f" ({b})")
+                    for k in summary)]
+    if names == ["dir"] or not names:
+        return False
+    cp = summary.get((tool,) + CP_ROW)
+    rows = []
+    for op in ("push", "pull"):
+        for dataset in ("model.bin", "small100k", "no change"):
+            if op == "pull" and dataset == "no change":
+                continue
+            cells = [summary.get((tool, op + ("" if b == "dir" else f" ({b})"), dataset))
+                     for b in names]
+            label = dataset + (" (median)" if dataset == "no change" else "")
+            ratio = []
+            if dataset == "model.bin" and cp and cp["wall_s"] > 0:
+                ratio = [" / ".join("-" if not c or c["rc"] else f"{c['wall_s'] / cp['wall_s']:.1f}"
+                                    for c in cells)]
+            elif dataset == "model.bin":
+                ratio = ["-"]
+            else:
+                ratio = [""]
+            rows.append([op, label] + [fmt_seconds(c) for c in cells] + ratio
+                        + [f"{c['peak_mib']:.0f}" if c else "-" for c in cells])
+    print(f"\n## {tool} remote back ends (wall seconds; cp of model.bin: "
+          f"{fmt_seconds(cp)} s)\n")
+    print_table(["operation", "dataset"] + [f"{b} s" for b in names]
+                + [f"x cp ({' / '.join(names)})"] + [f"{b} peak MiB" for b in names], rows)
+    return True
 
 
 def report(bench, tools, scaled):
     summary = summarize(bench.results)
     names = [t.name for t in tools]
+    print("\nload average (1, 5, 15 min): at start "
+          + ", ".join(f"{x:.2f}" for x in bench.loadavg_start) + "; at end "
+          + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     print("\n## Timings (wall seconds; peak RSS of the child process)\n")
     timing_table(summary)
+    backends_table(summary)
     print("\n## Targets" + (" (SCALED-DOWN DATA: the limits are meant for the "
                             "full-size data, markers are indicative only)" if scaled else "")
           + "\n")
     targets = evaluate_targets(summary, names)
     targets_table(targets, names)
-    print("\n## Checkout verification\n")
+    print("\n## Checkout and pull verification\n")
     for v in bench.verifications:
         state = "ok" if v["ok"] else "MISMATCH: " + "; ".join(v["problems"][:3])
         print(f"- {v['tool']} {v['dataset']}: {state}")
     bad = [v for v in bench.verifications if not v["ok"]]
     if bad:
-        print(f"\n!!!!!! {len(bad)} CHECKOUT(S) DID NOT RESTORE THE ORIGINAL BYTES !!!!!!")
+        print(f"\n!!!!!! {len(bad)} CHECKOUT(S)/PULL(S) DID NOT RESTORE THE ORIGINAL BYTES !!!!!!")
     failed = sum(1 for m in bench.results if m.rc)
     if failed:
         print(f"\n!!! {failed} timed command(s) failed (rc != 0): see the log")
@@ -564,7 +877,8 @@ def write_json(path, bench, summary, targets):
     doc = {
         "args": vars(bench.args),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
+                    "python": platform.python_version(),
+                    "loadavg_start": bench.loadavg_start, "loadavg_end": os.getloadavg()},
         "versions": bench.versions,
         "data": {name: manifest for name, (_, manifest) in bench.data.items()},
         "measurements": [asdict(m) for m in bench.results],
@@ -603,11 +917,20 @@ def parse_args(argv=None):
     ap.add_argument("--out", help="write the results as JSON to this file")
     ap.add_argument("--keep", action="store_true",
                     help="keep WORK/runs/TOOL (repo and cache) after the run")
+    ap.add_argument("--ssh", action="store_true",
+                    help="also time Runicorn push/pull to a real OpenSSH server on loopback")
+    ap.add_argument("--s3", action="store_true",
+                    help="also time Runicorn push/pull to a moto S3 server on loopback")
+    ap.add_argument("--servers-python", default=sys.executable,
+                    help="Python that can import tests/servers.py (pytest, asyncssh, boto3, "
+                         "moto), used to run the servers for --ssh/--s3 (default: this one)")
+    ap.add_argument("--serve", help=argparse.SUPPRESS)  # internal: the server helper
     return ap.parse_args(argv)
 
 
 def check_space(work, data):
-    need = 3 * sum(m.get("bytes", 0) for _, m in data.values()) + (1 << 30)
+    # data, its copy in the repo, the cache, the directory remote
+    need = 4 * sum(m.get("bytes", 0) for _, m in data.values()) + (1 << 30)
     free = shutil.disk_usage(work).free
     if free < need:
         print(f"warning: {free / 2**30:.1f} GiB free in {work}, a tool run needs "
@@ -618,6 +941,8 @@ def main(argv=None):
     args = parse_args(argv)
     args.work = os.path.abspath(args.work)
     os.makedirs(args.work, exist_ok=True)
+    if args.serve:
+        return serve(args.work, args.serve.split(","))
     tools = find_tools(args.tools.split(","),
                        {"runicorn": args.runicorn_bin, "dvc": args.dvc_bin})
     if not tools:
@@ -625,9 +950,20 @@ def main(argv=None):
     data = ensure_data(os.path.join(args.work, "data"), args.seed, args.scale,
                        args.model_mib)
     check_space(args.work, data)
-    bench = Bench(args, data)
-    for tool in tools:
-        bench.run_tool(tool)
+    servers = None
+    if args.ssh or args.s3:
+        if any(t.name == "runicorn" for t in tools):
+            which = [n for n, on in (("ssh", args.ssh), ("s3", args.s3)) if on]
+            servers = Servers(args.work, which, args.servers_python)
+        else:
+            print("--ssh/--s3 time Runicorn only, which is not run: ignored", flush=True)
+    bench = Bench(args, data, servers)
+    try:
+        for tool in tools:
+            bench.run_tool(tool)
+    finally:
+        if servers is not None:
+            servers.stop()
     scaled = args.scale != 1.0 or args.model_mib != 1024
     summary, targets = report(bench, tools, scaled)
     if args.out:

@@ -28,6 +28,7 @@ from runicorn.storage import pointer as ptr
 from runicorn.storage.index import RemoteIndex
 from runicorn.storage.remote import ObjectStore
 
+POOL_SLICE = 1024  # tasks in flight at most, per pool
 TRUST_SAMPLE = 32  # skipped objects spot-checked on the remote before the index is believed
 PER_OBJECT_QUERIES_MAX = 256  # above this, compare with the remote's size before choosing to list
 LISTING_FACTOR = 16  # list the remote when it holds at most this many objects per object we ask about
@@ -68,10 +69,14 @@ def scope_targets(repo: Repo, paths: list[str] | None, rev: str | None = None, a
 
 
 def pool_map(jobs: int, fn: Callable, items: list) -> list:
+    """[fn(item) …] in JOBS threads, submitted in slices so memory does not grow with the count."""
     if len(items) <= 1 or jobs <= 1:
         return [fn(i) for i in items]
+    out: list = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(fn, items))
+        for start in range(0, len(items), POOL_SLICE):
+            out.extend(pool.map(fn, items[start:start + POOL_SLICE]))
+    return out
 
 
 # ---------------------------------------------------------------------------------------- push
@@ -266,9 +271,10 @@ def _fetch_tree(repo: Repo, store: ObjectStore, rel: str, root: str, part: str, 
     """Fetch the manifests on the way to PART, then everything under it, level by level."""
     level: list[tuple[str, str]] = [(root, rel)]
     steps = part.split("/") if part else []
-    while level:
+    while level:  # one batch of manifests, then one batch of all their files, per level
         download_missing(repo, store, level, result, new, advance)
         following: list[tuple[str, str]] = []
+        files: list[tuple[str, str]] = []
         for oid, where in level:
             if not repo.odb.exists(oid):
                 continue
@@ -277,9 +283,9 @@ def _fetch_tree(repo: Repo, store: ObjectStore, rel: str, root: str, part: str, 
             if depth < len(steps):
                 name = steps[depth]
                 entries = {name: entries[name]} if name in entries else {}
-            files = [(e.oid, f"{where}/{n}") for n, e in entries.items() if e.kind == "file"]
-            download_missing(repo, store, files, result, new, advance)
-            following.extend((e.oid, f"{where}/{n}") for n, e in entries.items() if e.kind == "dir")
+            files += [(e.oid, f"{where}/{n}") for n, e in entries.items() if e.kind == "file"]
+            following += [(e.oid, f"{where}/{n}") for n, e in entries.items() if e.kind == "dir"]
+        download_missing(repo, store, files, result, new, advance)
         level = following
 
 
