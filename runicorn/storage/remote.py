@@ -13,6 +13,7 @@ import os
 import posixpath
 import re
 import secrets
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,7 @@ class Scheme:
 
 
 SCHEMES = {
-    "local": Scheme("local", None, False, 8),
+    "local": Scheme("local", None, False, 2),  # file creation is kernel-bound: more threads only add GIL contention
     "ssh": Scheme("ssh", "ssh", False, 8),
     "s3": Scheme("s3", "s3", True, 16),
 }
@@ -229,13 +230,19 @@ class ObjectStore:
             self._folders.add(folder)
         try:
             self.retry(f"uploading {oid[:12]}", self._stream_up, odb.path(oid), tmp, on_bytes)
-            self.retry(f"renaming {oid[:12]} into place", self.fs.mv, tmp, final)
+            rename = os.replace if self.loc.scheme == "local" else self.fs.mv
+            self.retry(f"renaming {oid[:12]} into place", rename, tmp, final)
         except BaseException:
             self._remove_quietly(tmp)
             raise
         return os.path.getsize(odb.path(oid))
 
     def _stream_up(self, local: str, remote: str, on_bytes) -> None:
+        if self.loc.scheme == "local":  # same bytes, without fsspec's per-call overhead (~1 ms a file)
+            shutil.copyfile(local, remote)
+            if on_bytes:
+                on_bytes(os.path.getsize(remote))
+            return
         with open(local, "rb") as fin, self.fs.open(remote, "wb") as fout:
             while chunk := fin.read(BUFSIZE):
                 fout.write(chunk)
@@ -245,7 +252,8 @@ class ObjectStore:
     def download(self, odb: ObjectDB, oid: str, on_bytes=None) -> tuple[str, bool]:
         """Fetch OID into the cache, re-hashed on the way; returns (actual oid, stored)."""
         def fetch():
-            with self.fs.open(self.path(oid), "rb") as fin:
+            opener = open if self.loc.scheme == "local" else self.fs.open
+            with opener(self.path(oid), "rb") as fin:
                 return odb.put_stream(fin, expected_oid=oid, on_bytes=on_bytes)
 
         return self.retry(f"downloading {oid[:12]}", fetch)
