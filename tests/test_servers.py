@@ -38,6 +38,7 @@ def test_sshd_kill_drops_connections_and_restart_keeps_files(sshd_server):
 
 
 def test_s3_put_get_ls_delete(s3_server, tmp_path):
+    s3_server.reset()  # the bucket is shared by the session: other suites leave their prefixes
     fs = s3_server.filesystem()
     base = f"{s3_server.bucket}/roundtrip"
     (tmp_path / "up.bin").write_bytes(PAYLOAD)
