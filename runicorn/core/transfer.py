@@ -22,7 +22,7 @@ from runicorn.core.events import NULL, Reporter
 from runicorn.core.history import pointers_at
 from runicorn.core.remotes import open_remote
 from runicorn.core.repo import Repo
-from runicorn.errors import ObjectMissingError, RemoteObjectCorruptError, RunicornError
+from runicorn.errors import ObjectMissingError, RemoteObjectCorruptError
 from runicorn.storage import fsutil
 from runicorn.storage import pointer as ptr
 from runicorn.storage.index import RemoteIndex

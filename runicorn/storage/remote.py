@@ -9,6 +9,7 @@ from a remote is re-hashed before it enters the cache.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import posixpath
 import re
@@ -17,7 +18,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
 from runicorn.errors import ConfigError, RemoteError
@@ -260,8 +261,6 @@ class ObjectStore:
 
     def hash_remote(self, oid: str) -> str:
         """Re-hash one remote object without storing it (verify --remote)."""
-        import hashlib
-
         def run():
             digest = hashlib.sha256()
             with self.fs.open(self.path(oid), "rb") as fin:
