@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from runicorn.cli import main
 
@@ -108,3 +109,40 @@ def tmp_repo(tmp_path) -> TmpRepo:
     assert result.code == 0, result.err
     repo.commit("init runicorn")
     return repo
+
+
+# -- helpers shared by the test modules (`from conftest import …`) ------------------------------
+def ok(result, what: str = ""):
+    """RESULT succeeded; returns it. The message shows what the user would have seen."""
+    assert result.code == 0, f"{what or 'command'} exited {result.code}:\nstdout: {result.out}\nstderr: {result.err}"
+    return result
+
+
+def pointer(root: Path, rel: str) -> dict:
+    return yaml.safe_load((root / (rel + ".rn")).read_text())
+
+
+def replace(path: Path, data: bytes | str) -> None:
+    """Give PATH new content as a new file (never writing through a hardlink)."""
+    if path.exists():
+        path.unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+
+
+def write_in_place(path, variant: str) -> None:
+    """What a careless script does: open the (read-only, hardlinked) file for update and write.
+    VARIANT: 'same-size', 'resize', or 'same-size-old-mtime' (mtime restored afterwards)."""
+    st = os.stat(path)
+    with open(path, "r+b") as f:  # root ignores the read-only bit
+        f.seek(100)
+        f.write(b"X" * 100)
+        if variant == "resize":
+            f.seek(0, os.SEEK_END)
+            f.write(b"appended")
+    if variant == "same-size-old-mtime":
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    new = os.stat(path)
+    assert new.st_ino == st.st_ino  # really in place
+    assert (new.st_size != st.st_size) == (variant == "resize")
+    assert (new.st_mtime_ns == st.st_mtime_ns) == (variant == "same-size-old-mtime")

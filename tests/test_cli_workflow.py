@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import ok, pointer, replace
+
 # -- helpers ---------------------------------------------------------------------------------
 
 
@@ -33,18 +35,6 @@ def obj(root: Path, oid: str) -> Path:
 def cache_oids(root: Path) -> set[str]:
     base = root / ".runicorn" / "cache" / "objects"
     return {p.parent.name + p.name for p in base.glob("??/*") if p.is_file() and len(p.parent.name + p.name) == 64}
-
-
-def pointer(root: Path, rel: str) -> dict:
-    return yaml.safe_load((root / (rel + ".rn")).read_text())
-
-
-def replace(path: Path, data: bytes | str) -> None:
-    """Give PATH new content as a new file (never writing through a hardlink)."""
-    if path.exists():
-        path.unlink()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data.encode() if isinstance(data, str) else data)
 
 
 def workspace_bytes(root: Path) -> dict[str, tuple[bytes, int]]:
@@ -64,11 +54,6 @@ def workspace_bytes(root: Path) -> dict[str, tuple[bytes, int]]:
 def js(result):
     assert result.code == 0, f"exit {result.code}: {result.err}"
     return json.loads(result.out)
-
-
-def ok(result):
-    assert result.code == 0, f"exit {result.code}\nstdout: {result.out}\nstderr: {result.err}"
-    return result
 
 
 DATA_V1 = {"data": {"a.csv": "x,y\n1,2\n", "b.csv": "x,y\n3,4\n", "sub": {"c.bin": b"\x00\x01" * 2048}}}

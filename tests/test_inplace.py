@@ -24,6 +24,8 @@ import time
 
 import pytest
 
+from conftest import write_in_place
+
 from storage_invariants import check_cache, object_path
 
 INTEGRITY = 5
@@ -34,23 +36,6 @@ TARGETS = {"file": ("model.pth", "model.pth", "copies/model.pth"),  # (tracked p
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def write_in_place(path, variant: str) -> None:
-    """What a careless script does: open the (read-only, hardlinked) file for update and write."""
-    st = os.stat(path)
-    with open(path, "r+b") as f:
-        f.seek(100)
-        f.write(b"X" * 100)
-        if variant == "resize":
-            f.seek(0, os.SEEK_END)
-            f.write(b"appended")
-    if variant == "same-size-old-mtime":
-        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-    new = os.stat(path)
-    assert new.st_ino == st.st_ino  # really in place
-    assert (new.st_size != st.st_size) == (variant == "resize")
-    assert (new.st_mtime_ns == st.st_mtime_ns) == (variant == "same-size-old-mtime")
 
 
 class Damaged:

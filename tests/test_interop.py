@@ -10,7 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
+
+from conftest import ok, pointer, replace
 
 
 def sha(data: bytes | str) -> str:
@@ -19,22 +20,6 @@ def sha(data: bytes | str) -> str:
 
 def obj(cache: Path, oid: str) -> Path:
     return cache / "objects" / oid[:2] / oid[2:]
-
-
-def ok(result):
-    assert result.code == 0, f"exit {result.code}\nstdout: {result.out}\nstderr: {result.err}"
-    return result
-
-
-def pointer(root: Path, rel: str) -> dict:
-    return yaml.safe_load((root / (rel + ".rn")).read_text())
-
-
-def replace(path: Path, data: bytes | str) -> None:
-    if path.exists():
-        path.unlink()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data.encode() if isinstance(data, str) else data)
 
 
 def data_bytes(root: Path, rels=("data", "model.pth")) -> dict[str, bytes]:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TmpRepo, git
+from conftest import TmpRepo, git, ok, write_in_place
 from servers import free_port
 
 BACKENDS = ["local", "ssh", "s3"]
@@ -222,11 +222,6 @@ def cache_objects(repo: TmpRepo) -> set[str]:
 
 def in_cache(repo: TmpRepo, oid: str) -> bool:
     return (repo.root / ".runicorn" / "cache" / "objects" / oid[:2] / oid[2:]).exists()
-
-
-def ok(result, what: str = ""):
-    assert result.code == 0, f"{what or 'command'} exited {result.code}:\n{result.out}{result.err}"
-    return result
 
 
 def as_json(result) -> dict:
@@ -776,15 +771,7 @@ def test_object_changed_in_place_is_never_pushed_corrupt(tmp_repo, remote, varia
     oid = sha(spec["data"]["sub"]["b.bin"])
     assert os.stat(victim).st_ino == os.stat(tmp_repo.root / ".runicorn/cache/objects" / oid[:2] / oid[2:]).st_ino, \
         "precondition: the workspace file is hardlinked to its object"
-    st = os.stat(victim)
-    with open(victim, "r+b") as f:  # root ignores the read-only bit
-        f.seek(100)
-        f.write(b"X" * 100)
-        if variant == "resize":
-            f.seek(0, os.SEEK_END)
-            f.write(b"appended")
-    if variant == "same-size-old-mtime":
-        os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+    write_in_place(victim, variant)
     result = tmp_repo.rn("push")
     assert remote.mismatched() == [], f"push uploaded a corrupt object (exit {result.code}: {result.err})"
     if result.code == 0:
