@@ -17,7 +17,7 @@ from pathlib import Path
 from runicorn.errors import CorruptObjectError, ObjectMissingError, RunicornError
 from runicorn.storage import fsutil
 from runicorn.storage.index import StatMemo, memo_row
-from runicorn.storage.odb import READ_ONLY, ObjectDB
+from runicorn.storage.odb import ObjectDB
 
 FICLONE = 0x40049409
 # A file whose mtime is this close to the moment it was stat'ed may still change within the same
@@ -158,8 +158,4 @@ class Linker:
             return True
         except FileExistsError:
             return False
-
-
-def protect(path: Path) -> None:
-    os.chmod(path, READ_ONLY)
 

@@ -85,9 +85,6 @@ class GitRepo:
         except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
             raise RevisionError(rev) from None
 
-    def commit_info(self, rev: str) -> CommitInfo:
-        return _info(self.resolve(rev))
-
     def read_file(self, rev: str, relpath: str) -> bytes | None:
         """Bytes of RELPATH in REV's tree, or None when it is not there."""
         tree = self.resolve(rev).tree
@@ -96,18 +93,6 @@ class GitRepo:
         except KeyError:
             return None
         return obj.data if obj.type == pygit2.GIT_OBJECT_BLOB else None
-
-    def index_file(self, relpath: str) -> bytes | None:
-        """Bytes of RELPATH as staged in the git index, or None."""
-        index = self.repo.index
-        index.read()
-        entry = index.get(relpath) if hasattr(index, "get") else None
-        if entry is None:
-            try:
-                entry = index[relpath]
-            except KeyError:
-                return None
-        return self.repo[entry.id].data
 
     def files_in_tree(self, rev: str, match: Callable[[str], bool], under: str = "") -> Iterator[tuple[str, bytes]]:
         """(path, bytes) of every blob in REV whose path satisfies MATCH."""

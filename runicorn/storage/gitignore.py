@@ -29,16 +29,3 @@ def add_entry(data_path: Path) -> bool:
     atomic_write(gitignore, ("\n".join(lines + [entry]) + "\n").encode())
     return True
 
-
-def remove_entry(data_path: Path) -> bool:
-    gitignore = data_path.parent / ".gitignore"
-    lines = _read(gitignore)
-    entry = _entry(data_path.name)
-    if entry not in lines:
-        return False
-    kept = [line for line in lines if line != entry]
-    if kept:
-        atomic_write(gitignore, ("\n".join(kept) + "\n").encode())
-    else:
-        gitignore.unlink()
-    return True

@@ -49,10 +49,6 @@ def _scalar(text: str) -> str:
     return yaml.safe_dump(text, allow_unicode=True).removesuffix("...\n").strip()
 
 
-def pointer_path_for(data_path: Path) -> Path:
-    return data_path.with_name(data_path.name + SUFFIX)
-
-
 def _fail(where, why):
     raise PointerError(where, why)
 
