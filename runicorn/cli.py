@@ -364,6 +364,10 @@ def _check_scope(scope: str) -> None:
 
 
 import runicorn.cli_remote  # noqa: E402,F401 — registers push/pull/fetch/remote on app
+import runicorn.cli_runs  # noqa: E402,F401 — run, runs …, index
+import runicorn.cli_artifacts  # noqa: E402,F401 — artifacts …
+import runicorn.cli_viewer  # noqa: E402,F401 — viewer …
+import runicorn.cli_git  # noqa: E402,F401 — install-hooks, uninstall-hooks, merge driver
 
 
 class Interrupted(RunicornError):

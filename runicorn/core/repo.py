@@ -104,6 +104,13 @@ class Repo:
         with repo_lock(self.tmp_dir / "repo.lock", self.config.get("core.lock_timeout"), on_wait):
             yield
 
+    def autostage(self, rels: list[str]) -> None:
+        """Stage the pointers / manifests a command just wrote, when `core.autostage` is on.
+
+        RELS are repo-relative files; a file that no longer exists is removed from the git index."""
+        if rels and self.config.get("core.autostage"):
+            self.git.stage(rels)
+
     # -- paths ---------------------------------------------------------------------------
     def rel(self, user_path: str | os.PathLike) -> str:
         """A user-given path as a checked repo-relative path ('.rn' suffix stripped)."""

@@ -122,6 +122,17 @@ class GitRepo:
                     seen.add(entry.id)
                 yield path, self.repo[entry.id].data
 
+    def stage(self, relpaths: list[str]) -> None:
+        """`git add` / `git rm --cached` for RELPATHS (the only write to `.git/index`)."""
+        index = self.repo.index
+        index.read()
+        for rel in relpaths:
+            if (self.root / rel).is_file():
+                index.add(rel)
+            elif rel in index:
+                index.remove(rel)
+        index.write()
+
     def index_files(self, match: Callable[[str], bool]) -> Iterator[tuple[str, bytes]]:
         index = self.repo.index
         index.read()

@@ -49,6 +49,14 @@ MIGRATIONS: list[tuple[str, str]] = [
         ) WITHOUT ROWID"""),
 ]
 
+# Runs (core/runs*.py). Names start with 01.
+MIGRATIONS += [
+]
+
+# Artifacts, registry and lineage (core/artifacts*.py). Names start with 02.
+MIGRATIONS += [
+]
+
 MemoRow = tuple[int, int, int, int, str]  # ino, size, mtime_ns, ctime_ns, oid
 
 

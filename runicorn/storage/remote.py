@@ -104,8 +104,9 @@ def make_filesystem(loc: Location, options: dict[str, Any]):
         return LocalFileSystem()
     if loc.scheme == "ssh":
         sshfs = _import_backend("sshfs", "ssh")
+        # keepalives: a server that dies mid-transfer is noticed within ~30 s instead of never
         kwargs: dict[str, Any] = {"port": options.get("port") or loc.port or 22, "skip_instance_cache": True,
-                                  "connect_timeout": 15}
+                                  "connect_timeout": 15, "keepalive_interval": 10, "keepalive_count_max": 3}
         user = options.get("user") or loc.user
         if user:
             kwargs["username"] = user
