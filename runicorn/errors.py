@@ -172,3 +172,44 @@ class VerifyError(RunicornError):
                else f"repair the remote with `runicorn push --full -r {remote}` from a clone that has the data "
                     "(push overwrites objects found corrupt)")
         super().__init__(f"verify found {corrupt} corrupt and {missing} missing object(s); {fix}")
+
+
+# -- git hooks and the merge driver -------------------------------------------------------------
+class HookConflictError(RunicornError):
+    """install-hooks found a foreign hook and a hook already moved aside under the chained name."""
+
+    def __init__(self, path, where):
+        super().__init__(f"{path} is not Runicorn's hook and {where} exists too; merge them into one hook "
+                         "by hand (or remove one), then rerun `runicorn install-hooks`")
+
+
+class UnpushedDataError(RunicornError):
+    """pre-push: the commits being pushed name objects that are neither in the cache nor on the remote."""
+
+    def __init__(self, paths, remote: str):
+        paths = sorted(paths)
+        shown = ", ".join(paths[:5]) + (" …" if len(paths) > 5 else "")
+        super().__init__(f"the commits being pushed name data that is not in this cache, so remote {remote!r} "
+                         f"cannot get it: {shown}; fetch it (`runicorn fetch --all-commits`) and push again, "
+                         "or skip the check with `git push --no-verify`")
+        self.paths = paths
+
+
+class MergeConflictError(RunicornError):
+    """The merge driver found files changed differently on both sides; git marks the pointer conflicted."""
+
+    def __init__(self, path, paths):
+        paths = sorted(paths)
+        shown = ", ".join(paths[:5]) + (" …" if len(paths) > 5 else "")
+        super().__init__(f"{path}: {len(paths)} file(s) changed on both sides ({shown}); keep one of the two "
+                         f"merged pointers between the conflict markers in {path}, then `git add {path}` "
+                         "and run `runicorn checkout`")
+        self.paths = paths
+
+
+class MergeDriverError(RunicornError):
+    """The merge driver could not read a side (bad pointer, manifest neither cached nor on the remote)."""
+
+    def __init__(self, path, reason: str):
+        super().__init__(f"cannot merge {path}: {reason}; run `runicorn fetch --all-branches`, then "
+                         "`git merge --abort` and merge again (or resolve the pointer by hand)")

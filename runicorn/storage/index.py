@@ -51,6 +51,51 @@ MIGRATIONS: list[tuple[str, str]] = [
 
 # Runs (core/runs*.py). Names start with 01.
 MIGRATIONS += [
+    ("0101_runs", """
+        CREATE TABLE runs (
+            run_id     TEXT PRIMARY KEY,
+            project    TEXT NOT NULL DEFAULT '',
+            name       TEXT NOT NULL DEFAULT '',
+            status     TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            ended_at   REAL,
+            duration   REAL,
+            exit_code  INTEGER,
+            git_commit TEXT,
+            branch     TEXT,
+            dirty      INTEGER,
+            host       TEXT,
+            user       TEXT,
+            tags       TEXT NOT NULL DEFAULT '[]',
+            notes      TEXT NOT NULL DEFAULT '',
+            config     TEXT NOT NULL DEFAULT '{}',
+            summary    TEXT NOT NULL DEFAULT '{}'
+        )"""),
+    ("0102_run_series", """
+        CREATE TABLE run_series (
+            id     INTEGER PRIMARY KEY,
+            run_id TEXT NOT NULL,
+            key    TEXT NOT NULL,
+            UNIQUE (run_id, key)
+        )"""),
+    # value NULL = NaN (SQLite stores NaN as NULL); one row per (series, step): idempotent replays.
+    ("0103_run_points", """
+        CREATE TABLE run_points (
+            series INTEGER NOT NULL,
+            step   INTEGER NOT NULL,
+            value  REAL,
+            time   REAL NOT NULL,
+            PRIMARY KEY (series, step)
+        ) WITHOUT ROWID"""),
+    ("0104_run_tags", """
+        CREATE TABLE run_tags (
+            run_id TEXT NOT NULL,
+            tag    TEXT NOT NULL,
+            PRIMARY KEY (tag, run_id)
+        ) WITHOUT ROWID"""),
+    ("0105_runs_by_started", "CREATE INDEX runs_started ON runs (started_at)"),
+    ("0106_runs_by_project", "CREATE INDEX runs_project ON runs (project, started_at)"),
+    ("0107_runs_by_commit", "CREATE INDEX runs_commit ON runs (git_commit)"),
 ]
 
 # Artifacts, registry and lineage (core/artifacts*.py). Names start with 02.

@@ -1,0 +1,497 @@
+"""The live run: what `rn.init` returns. Buffered metrics, a background flusher, run files, finish.
+
+Promise: nothing here takes a training script down. `log` only appends to an in-memory queue;
+the flusher thread validates, appends to `metrics.jsonl` (the source of truth) and then writes the
+SQLite index in one short transaction. Any internal error becomes a RunicornWarning.
+"""
+from __future__ import annotations
+
+import collections
+import glob as globmod
+import json
+import math
+import os
+import secrets
+import socket
+import string
+import threading
+import time
+import warnings
+from collections.abc import Mapping, MutableMapping
+from pathlib import Path
+from typing import Callable, Iterator
+
+from filelock import FileLock
+
+from runicorn.core import run_capture
+from runicorn.core.repo import DIRNAME, Repo
+from runicorn.core.runs import (FORMAT_VERSION, HEARTBEAT, HEARTBEAT_EVERY_S, LOGS, METRICS, RunStore,
+                                pid_start_time, read_doc, store_of, user_store, write_doc)
+from runicorn.errors import NotAGitRepoError, NotARunicornRepoError, RunicornError
+from runicorn.storage import fsutil
+from runicorn.storage.git import discover_root
+from runicorn.storage.index import Index
+from runicorn.storage.runstore import RunIndex
+
+FLUSH_EVERY_S = 1.0
+FLUSH_AT = 50_000  # buffered records that wake the flusher early
+MAX_KEY_LEN = 256
+ENV_RUN_DIR = "RUNICORN_RUN_DIR"  # set by `runicorn run`: SDK calls in the child join that run
+ENV_CAPTURED = "RUNICORN_RUN_CAPTURED"  # the parent already tees the child's output
+_ID_CHARS = string.ascii_lowercase + string.digits
+
+
+class RunicornWarning(UserWarning):
+    """Something went wrong inside Runicorn; the training script goes on."""
+
+
+def warn(message: str) -> None:
+    """A warning that never raises (even under `-W error`): logging must not crash training."""
+    try:
+        warnings.warn(message, RunicornWarning, stacklevel=3)
+    except Exception:  # noqa: BLE001 — warnings turned into errors must not escape either
+        pass
+
+
+def new_run_id(now: float | None = None) -> str:
+    stamp = time.strftime("%Y%m%d_%H%M%S", time.gmtime(now or time.time()))
+    return f"{stamp}_{''.join(secrets.choice(_ID_CHARS) for _ in range(6))}"
+
+
+def points_of(rec: dict) -> list[tuple[str, int, float, float]]:
+    """Index points of one `metrics.jsonl` record."""
+    step, when = int(rec.get("step", 0)), float(rec.get("time", 0))
+    return [(k, step, float(v), when) for k, v in rec["values"].items() if isinstance(v, (int, float))]
+
+
+class Summary(MutableMapping):
+    """`run.summary`: what you set, else the last logged value of each metric."""
+
+    def __init__(self, last: dict):
+        self._set: dict = {}
+        self._last = last
+
+    def __getitem__(self, key):
+        return self._set[key] if key in self._set else self._last[key]
+
+    def __setitem__(self, key, value):
+        self._set[key] = value
+
+    def __delitem__(self, key):
+        del self._set[key]
+
+    def __iter__(self) -> Iterator:
+        return iter({**self._last, **self._set})
+
+    def __len__(self) -> int:
+        return len({**self._last, **self._set})
+
+    def to_dict(self) -> dict:
+        return {**self._last, **self._set}
+
+    def __repr__(self) -> str:
+        return f"Summary({self.to_dict()!r})"
+
+
+def _open_store() -> tuple[RunStore, Path | None, str | None]:
+    """(store, git root or None, message for the user or None)."""
+    try:
+        repo = Repo.find()
+        return store_of(repo), repo.root, None
+    except NotARunicornRepoError:
+        root = discover_root(Path.cwd())
+        store = user_store()
+        return store, root, f"not in a Runicorn repository; this run is kept in {store.runs_dir} (run `runicorn init` to keep runs with the repository)"
+    except NotAGitRepoError:
+        store = user_store()
+        return store, None, f"not in a git repository; this run is kept in {store.runs_dir} without git state"
+
+
+def store_for_folder(folder: Path) -> RunStore:
+    base = folder.parent.parent
+    if base.name == DIRNAME:
+        return store_of(Repo(base.parent))
+    from runicorn.storage.odb import ObjectDB
+
+    return RunStore(base / "runs", ObjectDB(base / "cache"), base / "index.db", None)
+
+
+def data_state(repo: Repo | None) -> list[dict]:
+    if repo is None:
+        return []
+    try:
+        return [{"path": rel, "kind": p.kind, "oid": p.oid, "size": p.size} for rel, p in repo.tracked()]
+    except RunicornError as exc:
+        warn(f"data state not recorded: {exc.message}")
+        return []
+
+
+def start(project=None, name=None, config=None, tags=None, notes=None, argv=None,
+          owner_pid: int | None = None) -> "Run":
+    """Create a run folder with everything captured at start; returns the live Run."""
+    store, git_root, message = _open_store()
+    if message:
+        warn(message)
+    now = time.time()
+    store.runs_dir.mkdir(parents=True, exist_ok=True)
+    while True:
+        run_id = new_run_id(now)
+        folder = store.runs_dir / run_id
+        try:
+            folder.mkdir()
+            break
+        except FileExistsError:
+            continue
+    pid = owner_pid or os.getpid()
+    doc = {
+        "runicorn_run": FORMAT_VERSION, "id": run_id, "project": project or "", "name": name or run_id,
+        "tags": [str(t) for t in (tags or [])], "notes": notes or "", "status": "running",
+        "started_at": now, "ended_at": None, "duration": None, "exit_code": None,
+        "host": socket.gethostname(), "user": run_capture._user(),
+        "owner": {"host": socket.gethostname(), "pid": pid, "pid_start": pid_start_time(pid)},
+        "config": _plain(config or {}), "summary": {}, "files": [], "artifacts": {"used": [], "logged": []},
+        "git": _git_doc(store, git_root), "data": data_state(store.repo),
+        "environment": run_capture.environment(argv), "logs": LOGS, "metrics": METRICS,
+    }
+    write_doc(folder, doc)
+    (folder / HEARTBEAT).touch()
+    return Run(store, folder, doc, owner=True)
+
+
+def join(folder: Path, project=None, name=None, config=None, tags=None, notes=None) -> "Run":
+    """The Run a parent (`runicorn run`) started; this process logs into it, the parent finishes it."""
+    store = store_for_folder(folder)
+    run = Run(store, folder, read_doc(folder), owner=False)
+
+    def merge(doc: dict) -> None:
+        doc["config"] = {**(doc.get("config") or {}), **_plain(config or {})}
+        doc["project"] = doc.get("project") or project or ""
+        if name and doc.get("name") == doc["id"]:
+            doc["name"] = name
+        doc["tags"] = list(dict.fromkeys([*(doc.get("tags") or []), *[str(t) for t in tags or []]]))
+        doc["notes"] = doc.get("notes") or notes or ""
+
+    run._update_doc(merge)
+    return run
+
+
+def _git_doc(store: RunStore, root: Path | None) -> dict | None:
+    if root is None:
+        return None
+    try:
+        info, diff = run_capture.git_state(root)
+    except OSError as exc:
+        warn(f"git state not recorded: {exc}")
+        return None
+    if diff:
+        oid, _ = store.odb.put_bytes(diff)
+        info["diff"] = {"oid": oid, "size": len(diff)}
+    return info
+
+
+def _plain(value):
+    """Config as JSON-able plain data (argparse Namespaces, dataclasses, paths …)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "__dict__") and not callable(value):
+        return _plain(vars(value))
+    return str(value)
+
+
+class Run:
+    def __init__(self, store: RunStore, folder: Path, doc: dict, owner: bool):
+        self.store = store
+        self.dir = folder
+        self.id: str = doc["id"]
+        self.owner = owner
+        self.config: dict = dict(doc.get("config") or {})
+        self._doc = doc
+        self._buffer: collections.deque = collections.deque()
+        self._next_step = 0
+        self._last_step = -1
+        self._last: dict = {}
+        self.summary = Summary(self._last)
+        self._warned: set[str] = set()
+        self._finished = False
+        self._on_finish: list[Callable[[], None]] = []
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._lock = FileLock(str(folder / ".lock"))
+        self._index = self._open_index()
+        if self._index is not None and owner:
+            self._safely(lambda: self._index.put_run(doc), "index")
+        self._thread = threading.Thread(target=self._loop, name=f"runicorn-{self.id}", daemon=True)
+        self._thread.start()
+
+    # -- contract --------------------------------------------------------------------------
+    @property
+    def repo(self) -> Repo | None:
+        return self.store.repo
+
+    @property
+    def git_commit(self) -> str | None:
+        return (self._doc.get("git") or {}).get("commit")
+
+    @property
+    def project(self) -> str:
+        return self._doc.get("project") or ""
+
+    @property
+    def name(self) -> str:
+        return self._doc.get("name") or self.id
+
+    @property
+    def status(self) -> str:
+        return self._doc.get("status", "running")
+
+    def __repr__(self) -> str:
+        return f"<Run {self.id} {self.status} in {self.dir}>"
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.finish(0)
+        elif issubclass(exc_type, SystemExit):
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            self.finish(code)
+        else:
+            self.fail(exc_type, exc)
+
+    # -- metrics ---------------------------------------------------------------------------
+    def log(self, data: Mapping, step: int | None = None) -> None:
+        """Buffer DATA for STEP (default: one more than the last step). Never raises."""
+        try:
+            if self._finished:
+                return self._warn_once("finished", f"run {self.id} is finished; rn.log ignored")
+            if data.__class__ is not dict:
+                if not isinstance(data, Mapping):
+                    return self._warn_once("notdict", f"rn.log takes a dict of metrics, not {type(data).__name__}; ignored")
+            if step is None:
+                step = self._next_step
+            elif step.__class__ is not int:
+                if isinstance(step, bool) or not isinstance(step, int):
+                    return self._warn_once(f"step{type(step)}", f"step must be an integer, not {step!r}; values dropped")
+                step = int(step)
+            if step < self._last_step:
+                return self._warn_once(f"back{step}", f"step {step} is before step {self._last_step} already "
+                                                      f"logged; values dropped (steps must not go backwards)")
+            if step < 0:
+                return self._warn_once("negative", f"step {step} is negative; values dropped")
+            self._last_step = step
+            self._next_step = step + 1
+            self._buffer.append((step, time.time(), dict(data)))
+            if len(self._buffer) >= FLUSH_AT:
+                self._wake.set()
+        except Exception as exc:  # noqa: BLE001 — the promise: logging never crashes training
+            warn(f"rn.log failed inside Runicorn ({type(exc).__name__}: {exc}); the run goes on")
+
+    def _clean(self, data: Mapping, prefix: str = "", out: dict | None = None) -> dict:
+        out = {} if out is None else out
+        for key, value in data.items():
+            if not isinstance(key, str):
+                self._warn_once(f"key{key!r}", f"metric key {key!r} is not a string; dropped")
+                continue
+            full = prefix + key
+            if not key or len(full) > MAX_KEY_LEN or any(ord(c) < 32 or c == "\x7f" for c in full):
+                self._warn_once(f"key{full!r}", f"metric key {full[:60]!r} is empty, longer than {MAX_KEY_LEN} "
+                                                 "characters or has control characters; dropped")
+                continue
+            if isinstance(value, Mapping):
+                self._clean(value, full + "/", out)  # nested dicts become "outer/inner" keys
+            elif isinstance(value, bool):
+                out[full] = int(value)
+            elif isinstance(value, (int, float)):
+                out[full] = value if isinstance(value, int) and abs(value) < 2**53 else float(value)
+            elif not isinstance(value, (str, bytes)) and hasattr(value, "__float__"):
+                try:
+                    out[full] = float(value)  # numpy scalars, 0-d tensors
+                except (TypeError, ValueError):
+                    self._reject(full, value)
+            else:
+                self._reject(full, value)
+        return out
+
+    def _reject(self, key: str, value) -> None:
+        self._warn_once(f"type{key}", f"metric {key!r} is a {type(value).__name__}, not a number; dropped "
+                                      "(put text in run.summary or the config)")
+
+    def _warn_once(self, tag: str, message: str) -> None:
+        if tag not in self._warned:
+            self._warned.add(tag)
+            warn(message)
+
+    # -- background flushing ------------------------------------------------------------------
+    def _open_index(self) -> RunIndex | None:
+        try:
+            return RunIndex(Index(self.store.index_path))  # a private connection for this run
+        except Exception as exc:  # noqa: BLE001
+            warn(f"the run index cannot be opened ({exc}); metrics go to {self.dir / METRICS} only "
+                 "(run `runicorn index rebuild` later)")
+            return None
+
+    def _loop(self) -> None:
+        beat = 0.0
+        while not self._stop.is_set():
+            self._wake.wait(FLUSH_EVERY_S)
+            self._wake.clear()
+            self._safely(self.flush, "flush")
+            if self.owner and time.monotonic() - beat >= HEARTBEAT_EVERY_S:
+                beat = time.monotonic()
+                self._safely(lambda: os.utime(self.dir / HEARTBEAT), "heartbeat")
+
+    def _safely(self, fn: Callable[[], object], what: str) -> None:
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 — a background failure is a warning, never a crash
+            self._warn_once(f"bg-{what}-{type(exc).__name__}", f"Runicorn {what} failed ({type(exc).__name__}: "
+                                                              f"{exc}); the run goes on")
+
+    def flush(self) -> None:
+        """Write what is buffered: metrics.jsonl first (truth), then the index (one transaction)."""
+        buf = self._buffer
+        n = len(buf)
+        if not n:
+            return
+        lines, points = [], []
+        for _ in range(n):
+            step, when, data = buf.popleft()
+            values = self._clean(data)
+            if not values:
+                continue
+            lines.append(json.dumps({"step": step, "time": round(when, 6), "values": values}))
+            points.extend((k, step, float(v), when) for k, v in values.items())
+            self._last.update(values)
+        if not lines:
+            return
+        fd = os.open(self.dir / METRICS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            data = ("\n".join(lines) + "\n").encode()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        if self._index is not None:
+            self._index.put_points(self.id, points)
+
+    # -- run files, artifacts --------------------------------------------------------------
+    def save(self, pattern: str, base_path: str | None = None) -> list[str]:
+        """Store the files matching PATTERN in the cache as run files; returns their names."""
+        try:
+            base = Path(base_path or os.getcwd())
+            full = pattern if os.path.isabs(pattern) else str(base / pattern)
+            saved = []
+            for path in sorted(globmod.glob(full, recursive=True)):
+                if not os.path.isfile(path):
+                    continue
+                oid, _ = self.store.odb.copy_in(Path(path))
+                rel = os.path.relpath(path, base)
+                name = rel if not rel.startswith("..") else os.path.basename(path)
+                saved.append({"path": name.replace(os.sep, "/"), "oid": oid, "size": os.path.getsize(path)})
+            if not saved:
+                self._warn_once(f"save{pattern}", f"rn.save({pattern!r}) matched no file")
+                return []
+            fsutil.flush_filesystem(self.store.odb.root)
+            names = {f["path"] for f in saved}
+
+            def add(doc: dict) -> None:
+                doc["files"] = [f for f in doc.get("files") or [] if f["path"] not in names] + saved
+
+            self._update_doc(add)
+            return sorted(names)
+        except Exception as exc:  # noqa: BLE001
+            warn(f"rn.save({pattern!r}) failed ({type(exc).__name__}: {exc}); the run goes on")
+            return []
+
+    def note_artifact_used(self, name: str, version: int, digest: str) -> None:
+        self._note("used", {"artifact": name, "version": int(version), "digest": digest})
+
+    def note_artifact_logged(self, name: str, version: int, digest: str) -> None:
+        self._note("logged", {"artifact": name, "version": int(version), "digest": digest})
+
+    def _note(self, kind: str, entry: dict) -> None:
+        def add(doc: dict) -> None:
+            arts = doc.setdefault("artifacts", {"used": [], "logged": []})
+            items = arts.setdefault(kind, [])
+            if entry not in items:
+                items.append(entry)
+
+        self._update_doc(add)
+
+    def lineage_inputs(self) -> list[dict]:
+        used = (self._doc.get("artifacts") or {}).get("used") or []
+        data = [{"data": d["path"], "oid": d["oid"]} for d in self._doc.get("data") or []]
+        return [dict(u) for u in used] + data
+
+    def _need_repo(self) -> Repo:
+        if self.repo is None:
+            raise NotARunicornRepoError(Path.cwd())
+        return self.repo
+
+    def log_artifact(self, artifact, aliases=None):
+        from runicorn.core import artifacts
+
+        return artifacts.log_artifact(self._need_repo(), artifact, aliases=aliases, run=self)
+
+    def use_artifact(self, ref):
+        from runicorn.core import artifacts
+
+        return artifacts.use_artifact(self._need_repo(), ref, run=self)
+
+    # -- the document --------------------------------------------------------------------------
+    def _update_doc(self, change: Callable[[dict], None]) -> dict:
+        """Read-modify-write run.json under the run's lock (a parent and children may share it)."""
+        with self._lock:
+            try:
+                doc = read_doc(self.dir)
+            except RunicornError:
+                doc = self._doc
+            change(doc)
+            write_doc(self.dir, doc)
+        self._doc = doc
+        return doc
+
+    # -- the end -------------------------------------------------------------------------------
+    def finish(self, exit_code: int = 0, status: str | None = None, failure: dict | None = None) -> None:
+        """Flush everything and close the run (finished when EXIT_CODE is 0, failed otherwise).
+
+        In a process that joined a `runicorn run`, only flushes: the parent closes the run."""
+        if self._finished:
+            return
+        self._finished = True
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=60)
+        self._safely(self.flush, "flush")
+        now = time.time()
+        summary = self.summary.to_dict()
+        config = _plain(self.config)
+
+        def close(doc: dict) -> None:
+            doc["summary"] = {**(doc.get("summary") or {}), **_plain(summary)}
+            doc["config"] = {**(doc.get("config") or {}), **config}
+            if self.owner:
+                code = int(exit_code)
+                doc.update(status=status or ("finished" if code == 0 else "failed"), exit_code=code,
+                           ended_at=now, duration=round(now - float(doc.get("started_at") or now), 6))
+                if failure:
+                    doc["failure"] = failure
+
+        self._safely(lambda: self._update_doc(close), "finish")
+        if self._index is not None:
+            self._safely(lambda: self._index.put_run(self._doc), "index")
+            self._safely(self._index.index.close, "index")
+        for callback in self._on_finish:
+            self._safely(callback, "finish")
+
+    def fail(self, exc_type, exc, code: int = 1) -> None:
+        code = 130 if exc_type is not None and issubclass(exc_type, KeyboardInterrupt) else code
+        self.finish(code, status="failed",
+                    failure={"type": getattr(exc_type, "__name__", str(exc_type)), "message": str(exc)[:2000]})

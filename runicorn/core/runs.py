@@ -1,0 +1,304 @@
+"""Runs: where they live, their documents, crash detection, and the read API (CLI and viewer).
+
+Source of truth: `.runicorn/runs/<run_id>/` — `run.json` (the run document, replaced atomically),
+`metrics.jsonl` (append-only), `output.log` (tee'd stdout/stderr), `heartbeat`. The SQLite index is
+derived from those folders and rebuilt by `rebuild_index`. Outside a Runicorn repository runs go to a
+user-level store with the same layout (`user_store()`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Iterator
+
+from runicorn.core.repo import Repo
+from runicorn.errors import RunNotFoundError, RunicornError, UsageError
+from runicorn.storage.fsutil import atomic_write
+from runicorn.storage.index import Index
+from runicorn.storage.odb import ObjectDB
+from runicorn.storage.runstore import SORTABLE, RunIndex
+
+FORMAT_VERSION = 1
+DOC = "run.json"
+METRICS = "metrics.jsonl"
+LOGS = "output.log"
+HEARTBEAT = "heartbeat"
+FINAL = ("finished", "failed", "crashed")
+STATUSES = ("running", *FINAL)
+HEARTBEAT_EVERY_S = 5.0
+STALE_AFTER_S = 120.0  # a run from another host whose heartbeat is older than this has crashed
+RUN_ID = re.compile(r"^[0-9]{8}_[0-9]{6}_[a-z0-9]{6}$")
+MAX_DOC_BYTES = 64 << 20
+
+
+@dataclass
+class RunStore:
+    """Where runs live: a repository's `.runicorn/`, or the user-level store (repo None)."""
+
+    runs_dir: Path
+    odb: ObjectDB
+    index_path: Path
+    repo: Repo | None = None
+
+    @cached_property
+    def index(self) -> RunIndex:
+        db = self.repo.index if self.repo is not None else Index(self.index_path)
+        return RunIndex(db)
+
+    def run_dir(self, run_id: str) -> Path:
+        check_run_id(run_id)
+        return self.runs_dir / run_id
+
+    def run_ids(self) -> list[str]:
+        if not self.runs_dir.is_dir():
+            return []
+        return sorted(e.name for e in os.scandir(self.runs_dir) if RUN_ID.match(e.name) and e.is_dir())
+
+
+def user_store_dir() -> Path:
+    """`$RUNICORN_HOME`, else `$XDG_DATA_HOME/runicorn`, else `~/.local/share/runicorn`."""
+    home = os.environ.get("RUNICORN_HOME")
+    if home:
+        return Path(home)
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "runicorn"
+
+
+def user_store() -> RunStore:
+    base = user_store_dir()
+    return RunStore(base / "runs", ObjectDB(base / "cache"), base / "index.db", None)
+
+
+def store_of(where: Repo | RunStore | None) -> RunStore:
+    """The run store of a repository (None: the user-level store)."""
+    if isinstance(where, RunStore):
+        return where
+    if where is None:
+        return user_store()
+    return RunStore(where.dir / "runs", where.odb, where.dir / "index.db", where)
+
+
+def check_run_id(run_id: str) -> str:
+    if not isinstance(run_id, str) or not RUN_ID.match(run_id):
+        raise UsageError(f"{run_id!r} is not a run id (like 20250930_164512_ghi789); see `runicorn runs list`")
+    return run_id
+
+
+# -- documents -----------------------------------------------------------------------------
+def read_doc(folder: Path) -> dict:
+    path = folder / DOC
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_DOC_BYTES + 1)
+    except FileNotFoundError:
+        raise RunNotFoundError(folder.name) from None
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RunicornError(f"{path} is not a valid run document ({exc}); delete the run folder or restore it") from None
+    if not isinstance(doc, dict) or doc.get("id") != folder.name or len(raw) > MAX_DOC_BYTES:
+        raise RunicornError(f"{path} is not a run document for {folder.name}; delete the run folder or restore it")
+    return doc
+
+
+def write_doc(folder: Path, doc: dict) -> None:
+    atomic_write(folder / DOC, (json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n").encode())
+
+
+def pid_start_time(pid: int) -> str | None:
+    """The kernel's start time of PID (guards against pid reuse); None when it is not running."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode(errors="replace")
+        return stat.rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return "?"
+        return "?"
+
+
+def is_alive(doc: dict, folder: Path, now: float | None = None) -> bool:
+    """Whether a `running` run's process still runs (same host: pid; elsewhere: heartbeat)."""
+    owner = doc.get("owner") or {}
+    if owner.get("host") == socket.gethostname() and owner.get("pid"):
+        started = pid_start_time(int(owner["pid"]))
+        return started is not None and (started == "?" or owner.get("pid_start") in (None, started))
+    try:
+        beat = (folder / HEARTBEAT).stat().st_mtime
+    except FileNotFoundError:
+        beat = float(doc.get("started_at") or 0)
+    return (now or time.time()) - beat < STALE_AFTER_S
+
+
+def mark_crashed(store: RunStore, folder: Path, doc: dict) -> dict:
+    """A run whose process died without finishing becomes `crashed`; its metrics so far stay."""
+    try:
+        ended = (folder / HEARTBEAT).stat().st_mtime
+    except FileNotFoundError:
+        ended = float(doc.get("started_at") or time.time())
+    doc.update(status="crashed", ended_at=ended, duration=max(0.0, ended - float(doc.get("started_at") or ended)))
+    doc["summary"] = {**summary_from_metrics(folder), **(doc.get("summary") or {})}
+    write_doc(folder, doc)
+    store.index.put_run(doc)
+    return doc
+
+
+def refresh(store: RunStore, run_id: str) -> dict:
+    """The run's document, with crash detection applied (and recorded)."""
+    folder = store.run_dir(run_id)
+    doc = read_doc(folder)
+    if doc.get("status") == "running" and not is_alive(doc, folder):
+        doc = mark_crashed(store, folder, doc)
+    return doc
+
+
+def iter_metrics(folder: Path) -> Iterator[dict]:
+    """Records of `metrics.jsonl`; a torn last line (killed mid-write) is skipped."""
+    try:
+        f = open(folder / METRICS, "rb")
+    except FileNotFoundError:
+        return
+    with f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("values"), dict):
+                yield rec
+
+
+def summary_from_metrics(folder: Path) -> dict:
+    last: dict = {}
+    for rec in iter_metrics(folder):
+        last.update(rec["values"])
+    return last
+
+
+# -- read API (plain, JSON-able dicts) ---------------------------------------------------------
+def list_runs(repo, *, project=None, status=None, commit=None, branch=None, tag=None, since=None,
+              search=None, sort="-started_at", limit=50, offset=0) -> tuple[list[dict], int]:
+    """Runs matching every given filter, sorted, one page (rows, total). `since`: epoch seconds."""
+    store = store_of(repo)
+    _refresh_running(store)
+    where, params = [], []
+    for column, value in (("project", project), ("status", status), ("branch", branch)):
+        if value:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if status and status not in STATUSES:
+        raise UsageError(f"unknown status {status!r}; choose from {', '.join(STATUSES)}")
+    if commit:
+        where.append("git_commit LIKE ?")
+        params.append(commit.lower() + "%")
+    if tag:
+        where.append("run_id IN (SELECT run_id FROM run_tags WHERE tag = ?)")
+        params.append(tag)
+    if since is not None:
+        where.append("started_at >= ?")
+        params.append(float(since))
+    if search:
+        where.append("(name LIKE ? OR run_id LIKE ? OR project LIKE ? OR notes LIKE ? OR tags LIKE ?)")
+        params.extend([f"%{search}%"] * 5)
+    if sort.lstrip("-+") not in SORTABLE:
+        raise UsageError(f"cannot sort by {sort!r}; choose from {', '.join(sorted(SORTABLE))} (prefix - for descending)")
+    return store.index.query(where, params, sort, max(0, int(limit)), max(0, int(offset)))
+
+
+def _refresh_running(store: RunStore) -> None:
+    for run_id in store.index.ids_with_status("running"):
+        try:
+            refresh(store, run_id)
+        except RunNotFoundError:
+            store.index.delete_run(run_id)  # folder deleted by hand: the index forgets it
+        except RunicornError:
+            continue
+
+
+def get_run(repo, run_id: str) -> dict:
+    return refresh(store_of(repo), run_id)
+
+
+def run_diff(repo, run_id: str) -> str:
+    store = store_of(repo)
+    doc = read_doc(store.run_dir(run_id))
+    oid = ((doc.get("git") or {}).get("diff") or {}).get("oid")
+    if not oid:
+        return ""
+    try:
+        return Path(store.odb.path(oid)).read_bytes().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        raise RunicornError(f"the diff of run {run_id} ({oid[:12]}) is not in the cache; "
+                            "run `runicorn pull --runs` to fetch it") from None
+
+
+def run_logs(repo, run_id: str, tail_bytes: int | None = None) -> str:
+    folder = store_of(repo).run_dir(run_id)
+    read_doc(folder)
+    try:
+        with open(folder / LOGS, "rb") as f:
+            if tail_bytes is not None:
+                size = f.seek(0, os.SEEK_END)
+                f.seek(max(0, size - int(tail_bytes)))
+            return f.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def metric_keys(repo, run_id: str) -> list[str]:
+    store = store_of(repo)
+    check_run_id(run_id)
+    return store.index.keys(run_id)
+
+
+def metric_series(repo, run_id: str, key: str, max_points: int = 1000, x_min=None, x_max=None) -> list[dict]:
+    store = store_of(repo)
+    check_run_id(run_id)
+    return store.index.series(run_id, key, max(2, int(max_points)), x_min, x_max)
+
+
+def delete_run(repo, run_id: str, force: bool = False) -> dict:
+    """Remove the run folder and its index rows. A running (live) run needs FORCE."""
+    store = store_of(repo)
+    doc = refresh(store, run_id)
+    if doc.get("status") == "running" and not force:
+        raise UsageError(f"run {run_id} is still running; stop it first or pass --force")
+    shutil.rmtree(store.run_dir(run_id))
+    store.index.delete_run(run_id)
+    return doc
+
+
+def rebuild_index(repo) -> dict:
+    """Re-derive the runs part of the index from the run folders (what remains of them)."""
+    from runicorn.core.run_live import points_of
+
+    store = store_of(repo)
+    store.index.clear()
+    runs = points = 0
+    skipped: list[str] = []
+    for run_id in store.run_ids():
+        folder = store.runs_dir / run_id
+        try:
+            doc = read_doc(folder)
+        except RunicornError:
+            skipped.append(run_id)
+            continue
+        if doc.get("status") == "running" and not is_alive(doc, folder):
+            doc = mark_crashed(store, folder, doc)
+        batch = [p for rec in iter_metrics(folder) for p in points_of(rec)]
+        for i in range(0, max(1, len(batch)), 50_000):
+            store.index.put_points(run_id, batch[i:i + 50_000], doc if i == 0 else None)
+        runs += 1
+        points += len(batch)
+    return {"runs": runs, "points": points, "skipped": skipped}

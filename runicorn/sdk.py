@@ -1,0 +1,155 @@
+"""The Python SDK (SPEC §4): `rn.init`, `rn.log`, `rn.save`, `rn.finish`, artifacts on the current run.
+
+The SDK is an interface: it owns the process-wide parts (the current run, stdout/stderr tee,
+the uncaught-exception hook, the exit hook) and delegates the rest to `runicorn.core.run_live`.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+import traceback
+from pathlib import Path
+
+from runicorn.core import run_live
+from runicorn.core.run_live import ENV_CAPTURED, ENV_RUN_DIR, Run, RunicornWarning, warn
+
+__all__ = ["init", "log", "finish", "save", "Run", "RunicornWarning", "use_artifact", "log_artifact", "run"]
+
+run: Run | None = None  # the current run (rn.run)
+_hooks_installed = False
+_lock = threading.Lock()
+
+
+class _Tee:
+    """Writes go to the original stream and to the run's log file (the user still sees them)."""
+
+    def __init__(self, stream, log):
+        self._stream = stream
+        self._log = log
+
+    def write(self, text):
+        n = self._stream.write(text)
+        try:
+            self._log.write(text)
+        except (OSError, ValueError):
+            pass
+        return n
+
+    def flush(self):
+        self._stream.flush()
+        try:
+            self._log.flush()
+        except (OSError, ValueError):
+            pass
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def init(project: str | None = None, name: str | None = None, config=None, tags=None, notes: str | None = None,
+         capture_output: bool = True) -> Run:
+    """Start a run (or join the one `runicorn run` started for this process) and make it current."""
+    global run
+    with _lock:
+        if run is not None and not run._finished:
+            warn(f"rn.init called while run {run.id} is active; finishing it first")
+            finish()
+        joined = os.environ.get(ENV_RUN_DIR)
+        if joined:
+            new = run_live.join(Path(joined), project=project, name=name, config=config, tags=tags, notes=notes)
+        else:
+            new = run_live.start(project=project, name=name, config=config, tags=tags, notes=notes)
+        if capture_output and not os.environ.get(ENV_CAPTURED):
+            _tee(new)
+        _install_hooks()
+        run = new
+        return new
+
+
+def _tee(new: Run) -> None:
+    log = open(new.dir / run_live.LOGS, "a", encoding="utf-8", errors="replace", buffering=1)
+    old_out, old_err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Tee(old_out, log), _Tee(old_err, log)
+
+    def restore():
+        if isinstance(sys.stdout, _Tee) and sys.stdout._log is log:
+            sys.stdout = old_out
+        if isinstance(sys.stderr, _Tee) and sys.stderr._log is log:
+            sys.stderr = old_err
+        log.close()
+
+    new._on_finish.append(restore)
+
+
+def _install_hooks() -> None:
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    previous = sys.excepthook
+
+    def hook(exc_type, exc, tb):
+        previous(exc_type, exc, tb)  # prints the traceback, into the tee'd log too
+        current = run
+        if current is not None and not current._finished:
+            current.fail(exc_type, exc)
+
+    sys.excepthook = hook
+    atexit.register(_at_exit)
+
+
+def _at_exit() -> None:
+    if run is not None and not run._finished:
+        run.finish(0)
+
+
+def _current(what: str) -> Run | None:
+    if run is None or run._finished:
+        warn(f"rn.{what} called with no active run; call rn.init() first")
+        return None
+    return run
+
+
+def log(data, step: int | None = None) -> None:
+    current = run
+    if current is None:
+        warn("rn.log called with no active run; call rn.init() first")
+        return
+    current.log(data, step)
+
+
+def save(pattern: str, base_path: str | None = None) -> list[str]:
+    current = _current("save")
+    return current.save(pattern, base_path) if current else []
+
+
+def finish(exit_code: int = 0) -> None:
+    current = run
+    if current is not None:
+        current.finish(exit_code)
+
+
+def use_artifact(ref):
+    current = run if run is not None and not run._finished else None
+    if current is None:
+        from runicorn.core import artifacts
+        from runicorn.core.repo import Repo
+
+        return artifacts.use_artifact(Repo.find(), ref, run=None)
+    return current.use_artifact(ref)
+
+
+def log_artifact(artifact, aliases=None):
+    current = run if run is not None and not run._finished else None
+    if current is None:
+        from runicorn.core import artifacts
+        from runicorn.core.repo import Repo
+
+        return artifacts.log_artifact(Repo.find(), artifact, aliases=aliases, run=None)
+    return current.log_artifact(artifact, aliases)
+
+
+def format_exception(exc_type, exc, tb) -> str:
+    return "".join(traceback.format_exception(exc_type, exc, tb))
