@@ -103,6 +103,7 @@ def _record(repo: Repo, targets: list[str], reporter: Reporter) -> list[AddResul
         for name in result.damaged:
             reporter.warn(f"{name} had been changed in place; its previous version was damaged in the cache "
                           "and moved to quarantine (fetch it from a remote if you still need it)")
+    repo.autostage([g for _, _, r in staged if r.changed for g in r.git_paths])
     return [r for _, _, r in staged]
 
 

@@ -133,6 +133,68 @@ class GitRepo:
                 index.remove(rel)
         index.write()
 
+    # -- what the hooks and the merge driver need ----------------------------------------
+    def config_get(self, key: str) -> str | None:
+        """KEY from git's config (all levels); None when unset."""
+        try:
+            return self.repo.config[key]
+        except KeyError:
+            return None
+
+    def config_set(self, key: str, value: str) -> None:
+        """Set KEY in the repository's own `.git/config`."""
+        self.repo.config[key] = value
+
+    def config_unset(self, key: str) -> None:
+        try:
+            del self.repo.config[key]
+        except (KeyError, pygit2.GitError):
+            pass
+
+    def hooks_dir(self) -> Path:
+        """Where git runs hooks from: `core.hooksPath` (relative = from the work tree root) or the
+        common git folder's `hooks/` (shared by linked worktrees)."""
+        custom = self.config_get("core.hooksPath")
+        if custom:
+            path = Path(os.path.expanduser(custom))
+            return path if path.is_absolute() else self.root / path
+        git_dir = Path(self.repo.path)
+        common = git_dir / "commondir"
+        if common.is_file():
+            git_dir = (git_dir / common.read_text().strip()).resolve()
+        return git_dir / "hooks"
+
+    def changed_files(self, old: str | None, new: str, match: Callable[[str], bool]) -> list[str]:
+        """Paths satisfying MATCH whose blob differs between commits OLD and NEW (OLD None or
+        unknown: every matching path in NEW). Deleted paths are included."""
+        new_tree = self.resolve(new).tree
+        try:
+            old_tree = self.resolve(old).tree if old else None
+        except RevisionError:
+            old_tree = None
+        if old_tree is None:
+            return sorted(p for p, _ in self._walk_tree(new_tree, "", match, seen=None))
+        paths = set()
+        for delta in old_tree.diff_to_tree(new_tree).deltas:
+            for path in (delta.old_file.path, delta.new_file.path):
+                if path and match(path):
+                    paths.add(path)
+        return sorted(paths)
+
+    def commits_between(self, tip: str, hide: list[str], hide_refs_prefix: str | None = None) -> list:
+        """Commits reachable from TIP but not from HIDE (shas; unknown ones ignored) nor from any
+        ref under HIDE_REFS_PREFIX (e.g. `refs/remotes/origin/`): what a push sends."""
+        walker = self.repo.walk(self.resolve(tip).id, pygit2.GIT_SORT_NONE)
+        hidden = [h for h in hide if h and set(h) != {"0"}]
+        if hide_refs_prefix:
+            hidden += [n for n in self.repo.references if n.startswith(hide_refs_prefix)]
+        for rev in hidden:
+            try:
+                walker.hide(self.resolve(rev).id)
+            except RevisionError:
+                continue
+        return list(walker)
+
     def index_files(self, match: Callable[[str], bool]) -> Iterator[tuple[str, bytes]]:
         index = self.repo.index
         index.read()

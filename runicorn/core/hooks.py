@@ -1,0 +1,321 @@
+"""`runicorn install-hooks` / `uninstall-hooks` and what the installed git hooks do.
+
+The hooks are small shell scripts that call `runicorn git-hook NAME …`; the work happens here:
+- post-checkout / post-merge: check out (quietly) only the pointers that changed between the old
+  and the new commit; data that is not in the cache is fetched from the default remote.
+- pre-push: push the objects of every pointer in the commits being pushed (the commits the git
+  remote does not have yet), so a pushed commit never names data the Runicorn remote lacks.
+
+A hook that already exists is never overwritten: it is moved aside to `NAME.pre-runicorn` and
+our script runs it first (with the same arguments and standard input), stopping if it fails.
+`uninstall-hooks` puts it back. `core.hooksPath` is respected.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runicorn.core.checkout import checkout
+from runicorn.core.events import NULL, Reporter
+from runicorn.core.repo import Repo
+from runicorn.errors import (HookConflictError, ObjectMissingError, RevisionError, RunicornError,
+                             UnpushedDataError, WorkspaceChangedError)
+from runicorn.storage import fsutil
+from runicorn.storage import pointer as ptr
+from runicorn.storage.git import is_pointer_path
+
+HOOKS = ("post-checkout", "post-merge", "pre-push")
+MARK = "# runicorn-hook v1"
+CHAINED = ".pre-runicorn"  # suffix of a user's hook moved aside; ours runs it first
+ATTRIBUTES = ".gitattributes"
+ATTR_LINE = "*.rn merge=runicorn"
+DRIVER_NAME = "Runicorn pointer merge (three-way merge of directory manifests)"
+NULL_SHA = "0" * 40
+
+_SCRIPT = """#!/bin/sh
+{mark}: installed by `runicorn install-hooks`; remove it with `runicorn uninstall-hooks`.
+# A hook that was here before was moved to {name}{chained} and runs first.
+hook_dir=$(dirname "$0")
+{stdin_save}if [ -x "$hook_dir/{name}{chained}" ]; then
+    "$hook_dir/{name}{chained}" "$@"{stdin_feed} || exit $?
+fi
+install_python={python}
+if [ -x "$install_python" ]; then
+    set -- "$install_python" -m runicorn git-hook {name} "$@"
+elif command -v runicorn >/dev/null 2>&1; then
+    set -- runicorn git-hook {name} "$@"
+else
+    echo "runicorn: command not found, {missing}; install Runicorn or run \\`runicorn uninstall-hooks\\`" >&2
+    exit {missing_code}
+fi
+{run}
+"""
+
+
+def script(name: str, python: str) -> str:
+    """The shell script installed as hook NAME, calling Runicorn through PYTHON (or `runicorn` on PATH)."""
+    pre_push = name == "pre-push"
+    return _SCRIPT.format(
+        mark=MARK, name=name, chained=CHAINED, python=shlex.quote(python),
+        # pre-push reads the pushed refs on stdin: keep them for the chained hook and for us
+        stdin_save='refs_file=$(mktemp)\ntrap \'rm -f "$refs_file"\' EXIT\ncat > "$refs_file"\n' if pre_push else "",
+        stdin_feed=' < "$refs_file"' if pre_push else "",
+        missing="data was not pushed (push refused)" if pre_push else "data was not checked out",
+        missing_code=1 if pre_push else 0,
+        run='"$@" < "$refs_file"' if pre_push else 'exec "$@"')
+
+
+def is_ours(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return MARK.encode() in f.read(4096)
+    except OSError:
+        return False
+
+
+@dataclass
+class HooksReport:
+    hooks_dir: str
+    installed: list[str] = field(default_factory=list)
+    chained: list[str] = field(default_factory=list)  # user hooks moved aside (install) or restored (uninstall)
+    left_alone: list[str] = field(default_factory=list)  # hooks that are not ours (uninstall)
+    merge_driver: bool = False
+    attributes: bool = False  # .gitattributes changed
+
+    def to_json(self) -> dict:
+        return {"hooks_dir": self.hooks_dir, "installed": self.installed, "chained": self.chained,
+                "left_alone": self.left_alone, "merge_driver": self.merge_driver, "attributes": self.attributes}
+
+
+def driver_command(python: str) -> str:
+    return f"{shlex.quote(python)} -m runicorn merge-driver %O %A %B %P"
+
+
+def install(repo: Repo, python: str | None = None) -> HooksReport:
+    """Install the three hooks (chaining existing ones), register the merge driver in `.git/config`
+    and add `*.rn merge=runicorn` to `.gitattributes`. Idempotent."""
+    python = python or sys.executable
+    hooks_dir = repo.git.hooks_dir()
+    report = HooksReport(str(hooks_dir))
+    for name in HOOKS:  # check everything before changing anything
+        hook, moved = hooks_dir / name, hooks_dir / (name + CHAINED)
+        if (hook.exists() or hook.is_symlink()) and not is_ours(hook) and (moved.exists() or moved.is_symlink()):
+            raise HookConflictError(str(hook), str(moved))
+    hooks_dir.mkdir(parents=True, exist_ok=True)
+    for name in HOOKS:
+        hook, moved = hooks_dir / name, hooks_dir / (name + CHAINED)
+        if (hook.exists() or hook.is_symlink()) and not is_ours(hook):
+            os.replace(hook, moved)
+            report.chained.append(name)
+        fsutil.atomic_write(hook, script(name, python).encode(), mode=0o755)
+        os.chmod(hook, 0o755)
+        report.installed.append(name)
+    repo.git.config_set("merge.runicorn.name", DRIVER_NAME)
+    repo.git.config_set("merge.runicorn.driver", driver_command(python))
+    report.merge_driver = True
+    report.attributes = _edit_attributes(repo, add=True)
+    return report
+
+
+def uninstall(repo: Repo) -> HooksReport:
+    """Remove our hooks (restoring chained ones), the merge driver and our `.gitattributes` line."""
+    hooks_dir = repo.git.hooks_dir()
+    report = HooksReport(str(hooks_dir))
+    for name in HOOKS:
+        hook, moved = hooks_dir / name, hooks_dir / (name + CHAINED)
+        if hook.exists() and not is_ours(hook):
+            report.left_alone.append(name)
+            continue
+        if hook.exists():
+            hook.unlink()
+            report.installed.append(name)
+        if moved.exists() or moved.is_symlink():
+            os.replace(moved, hook)
+            report.chained.append(name)
+    report.merge_driver = repo.git.config_get("merge.runicorn.driver") is not None
+    repo.git.config_unset("merge.runicorn.driver")
+    repo.git.config_unset("merge.runicorn.name")
+    report.attributes = _edit_attributes(repo, add=False)
+    return report
+
+
+def _edit_attributes(repo: Repo, add: bool) -> bool:
+    path = repo.root / ATTRIBUTES
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        lines = []
+    present = ATTR_LINE in (line.strip() for line in lines)
+    if add == present:
+        return False
+    lines = lines + [ATTR_LINE] if add else [line for line in lines if line.strip() != ATTR_LINE]
+    fsutil.atomic_write(path, ("\n".join(lines) + "\n" if lines else "").encode())
+    repo.autostage([ATTRIBUTES])
+    return True
+
+
+# ------------------------------------------------------------------------------ what hooks do
+@dataclass
+class SyncReport:
+    changed: list[str] = field(default_factory=list)  # tracked paths whose pointer changed
+    checked_out: list[str] = field(default_factory=list)
+    fetched: int = 0
+    not_restored: list[str] = field(default_factory=list)
+    kept_local: list[str] = field(default_factory=list)  # not checked out: uncommitted workspace changes
+
+    def to_json(self) -> dict:
+        return {"changed": self.changed, "checked_out": self.checked_out, "fetched": self.fetched,
+                "not_restored": self.not_restored, "kept_local": self.kept_local}
+
+
+def post_checkout(repo: Repo, old: str, new: str, branch_flag: str, reporter: Reporter = NULL) -> SyncReport:
+    """After `git checkout/switch OLD → NEW`: bring the data of the changed pointers. A file
+    checkout (flag 0, e.g. `git checkout REV -- data.rn`) is left to `runicorn checkout`."""
+    if branch_flag == "0":
+        return SyncReport()
+    return sync(repo, _changed(repo, None if old == NULL_SHA else old, new), reporter)
+
+
+def post_merge(repo: Repo, squash: str = "0", reporter: Reporter = NULL) -> SyncReport:
+    """After `git merge` / `git pull`: bring the data of the pointers the merge changed
+    (ORIG_HEAD → HEAD; a squash merge leaves HEAD alone, so every pointer is looked at)."""
+    if squash == "1" or repo.git.head_sha() is None:
+        return sync(repo, repo.pointer_paths(), reporter)
+    try:
+        old = str(repo.git.resolve("ORIG_HEAD").id)
+    except RevisionError:
+        old = None
+    return sync(repo, _changed(repo, old, "HEAD"), reporter)
+
+
+def _changed(repo: Repo, old: str | None, new: str) -> list[str]:
+    rels = [p[: -len(ptr.SUFFIX)] for p in repo.git.changed_files(old, new, is_pointer_path)]
+    return [rel for rel in rels if repo.pointer_file(rel).is_file()]  # deleted pointers: data is left
+
+
+def sync(repo: Repo, rels: list[str], reporter: Reporter = NULL) -> SyncReport:
+    """Check out RELS from the cache; what the cache lacks is pulled from the default remote.
+    Never fails for one path: a path with local changes is kept and named."""
+    report = SyncReport(changed=list(rels))
+    incomplete: list[str] = []
+    for rel in rels:
+        try:
+            results = checkout(repo, [str(repo.abspath(rel))], False, reporter, skip_missing=True)
+        except ObjectMissingError:
+            incomplete.append(rel)
+            continue
+        except WorkspaceChangedError:
+            report.kept_local.append(rel)
+            reporter.warn(f"{rel} has uncommitted changes and was not checked out; "
+                          f"`runicorn add {rel}` keeps them, `runicorn checkout --force {rel}` discards them")
+            continue
+        if any(r.missing for r in results):
+            incomplete.append(rel)
+        if any(r.linked or r.removed for r in results):
+            report.checked_out.append(rel)
+    if incomplete:
+        _pull(repo, incomplete, report, reporter)
+    return report
+
+
+def _pull(repo: Repo, rels: list[str], report: SyncReport, reporter: Reporter) -> None:
+    if not repo.config.remotes():
+        report.not_restored += rels
+        reporter.warn(f"{', '.join(rels)}: data not in the cache and no remote is configured; "
+                      "add one (`runicorn remote add`) and run `runicorn pull`")
+        return
+    from runicorn.core.transfer import pull
+
+    try:
+        result = pull(repo, [str(repo.abspath(rel)) for rel in rels], reporter=reporter)
+    except RunicornError as exc:
+        report.not_restored += rels
+        reporter.warn(f"could not fetch the data of {', '.join(rels)} ({exc.message}); run `runicorn pull` later")
+        return
+    report.fetched += result.transferred
+    report.checked_out += [rel for rel in rels if rel not in report.checked_out]
+    report.not_restored += result.not_restored
+    if result.missing or result.not_restored:
+        reporter.warn(f"{len(result.missing)} object(s) are not on remote {result.remote}; "
+                      "run `runicorn status --remote` to see which")
+
+
+# ---------------------------------------------------------------------------------- pre-push
+@dataclass
+class PrePushReport:
+    commits: int = 0
+    pointers: int = 0
+    remote: str | None = None
+    transferred: int = 0
+    already: int = 0
+
+    def to_json(self) -> dict:
+        return {"commits": self.commits, "pointers": self.pointers, "remote": self.remote,
+                "transferred": self.transferred, "already": self.already}
+
+
+def pushed_pointers(repo: Repo, git_remote: str, ref_lines: list[str]) -> tuple[int, list]:
+    """(number of commits, [(rel, pointer, '')]) for what `git push` sends: REF_LINES are the
+    `<local ref> <local sha> <remote ref> <remote sha>` lines git gives pre-push on stdin; commits
+    already on GIT_REMOTE (its remote-tracking branches or the remote sha) are left out."""
+    commits: dict = {}
+    for line in ref_lines:
+        parts = line.split()
+        if len(parts) != 4 or set(parts[1]) == {"0"}:
+            continue  # malformed, or a branch deletion
+        for c in repo.git.commits_between(parts[1], [parts[3]], f"refs/remotes/{git_remote}/"):
+            commits[c.id] = c
+    targets = {}
+    for sha, path, data in repo.git.files_in_commits(list(commits.values()), is_pointer_path):
+        rel = path[: -len(ptr.SUFFIX)]
+        p = ptr.parse_at(data, path, f"{path} at {sha[:10]}")
+        targets[(rel, p.oid)] = (rel, p, "")
+    return len(commits), sorted(targets.values(), key=lambda t: (t[0], t[1].oid))
+
+
+def pre_push(repo: Repo, git_remote: str, ref_lines: list[str], reporter: Reporter = NULL) -> PrePushReport:
+    """Push the objects of every pointer in the commits being pushed to the default Runicorn
+    remote. UnpushedDataError (the git push is refused) when some are not in the cache."""
+    count, targets = pushed_pointers(repo, git_remote, ref_lines)
+    report = PrePushReport(commits=count, pointers=len(targets))
+    if not targets:
+        return report
+    if not repo.config.remotes():
+        reporter.warn("no Runicorn remote is configured, so the data of the pushed commits stays on this "
+                      "machine; add one with `runicorn remote add NAME URL --default`")
+        return report
+    result = push_targets(repo, targets, reporter=reporter)
+    report.remote, report.transferred, report.already = result.remote, result.transferred, result.already
+    if result.missing:
+        raise UnpushedDataError(sorted({w for ws in result.missing.values() for w in ws}), result.remote)
+    return report
+
+
+def push_targets(repo: Repo, targets: list, remote: str | None = None, reporter: Reporter = NULL):
+    """`transfer.push` for an explicit list of (rel, pointer, part) — pointers read from commits
+    rather than from the workspace. Same plan, same order (files, then manifests deepest first)."""
+    from runicorn.core import transfer
+    from runicorn.core.remotes import open_remote
+    from runicorn.storage.index import RemoteIndex
+
+    store = open_remote(repo, remote, 0)
+    index = RemoteIndex(repo.index, store.name)
+    if index.corrupt():
+        index.forget()
+    plan, known = transfer._plan_checked(repo, store, index, targets)
+    result = transfer.TransferResult(store.name)
+    wanted = (plan.files - known) | set(plan.manifests)
+    there = transfer.present_on_remote(store, wanted) - index.corrupt()
+    index.add(there)
+    result.already = len(there) + len(plan.files & known)
+    advance = reporter.task(f"pushing to {store.name}", len(wanted) - len(there), "objects")
+    transfer._upload(repo, store, index, sorted(plan.files - known - there), result, advance)
+    for depth in sorted({d for o, d in plan.manifests.items() if o not in there}, reverse=True):
+        batch = sorted(o for o, d in plan.manifests.items() if d == depth and o not in there)
+        transfer._upload(repo, store, index, batch, result, advance)
+    reporter.end_task()
+    result.missing = {oid: [where] for oid, where in plan.absent_locally.items()}
+    return result
