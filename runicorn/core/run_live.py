@@ -481,8 +481,8 @@ class Run:
                 code = int(exit_code)
                 doc.update(status=status or ("finished" if code == 0 else "failed"), exit_code=code,
                            ended_at=now, duration=round(now - float(doc.get("started_at") or now), 6))
-                if failure:
-                    doc["failure"] = failure
+            if failure:
+                doc["failure"] = failure
 
         self._safely(lambda: self._update_doc(close), "finish")
         if self._index is not None:

@@ -268,6 +268,30 @@ def metric_series(repo, run_id: str, key: str, max_points: int = 1000, x_min=Non
     return store.index.series(run_id, key, max(2, int(max_points)), x_min, x_max)
 
 
+def compare(docs: list[dict]) -> dict:
+    """Config and summary of DOCS side by side: {"runs", "names", "config": {key: [v…]},
+    "summary": {…}, "different": {"config": [keys], "summary": [keys]}}."""
+    table: dict = {"runs": [d["id"] for d in docs], "names": [d.get("name") or d["id"] for d in docs],
+                   "different": {}}
+    for part in ("config", "summary"):
+        flat = [_flatten(d.get(part) or {}) for d in docs]
+        keys = sorted(set().union(*flat))
+        table[part] = {k: [f.get(k) for f in flat] for k in keys}
+        table["different"][part] = [k for k in keys if len({json.dumps(v, sort_keys=True, default=str)
+                                                             for v in table[part][k]}) > 1]
+    return table
+
+
+def _flatten(data: dict, prefix: str = "") -> dict:
+    out: dict = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def delete_run(repo, run_id: str, force: bool = False) -> dict:
     """Remove the run folder and its index rows. A running (live) run needs FORCE."""
     store = store_of(repo)
