@@ -174,6 +174,72 @@ class VerifyError(RunicornError):
         super().__init__(f"verify found {corrupt} corrupt and {missing} missing object(s); {fix}")
 
 
+class PageNotFoundError(RunicornError):
+    """The viewer was asked for an id or path that is malformed or does not exist (HTTP 404)."""
+
+    def __init__(self, what: str, value: str):
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        super().__init__(f"no {what} named {shown!r}; go back to the list and pick one that exists")
+        self.what, self.value = what, value
+
+
+class ViewerBindError(RunicornError):
+    exit_code = EXIT_USAGE
+
+    def __init__(self, host: str, port: int, reason: str):
+        super().__init__(f"the viewer cannot listen on {host}:{port} ({reason}); "
+                         "choose another port with `runicorn viewer --port N`")
+
+
+# -- artifacts, registry and lineage ------------------------------------------------------------
+class ArtifactNameError(RunicornError):
+    """An artifact name, type, alias, stage or reference is not valid."""
+
+    exit_code = EXIT_USAGE
+
+
+class ArtifactNotFoundError(RunicornError):
+    """An artifact, version, alias or stage does not exist; the message lists what does."""
+
+    def __init__(self, what: str, known: list[str], hint: str = "list them with `runicorn artifacts list`"):
+        shown = ", ".join(known[:20]) + (" …" if len(known) > 20 else "") if known else "none"
+        super().__init__(f"{what} does not exist (known: {shown}); {hint}")
+
+
+class ArtifactManifestError(RunicornError):
+    """An artifact manifest or history file is malformed or hostile; nothing was written."""
+
+    def __init__(self, path, reason: str):
+        super().__init__(f"invalid artifact file {path}: {reason}; fix or restore it with `git checkout -- {path}`")
+
+
+class StageTransitionError(RunicornError):
+    """A stage move that the registry rules forbid."""
+
+    exit_code = EXIT_USAGE
+
+
+class ArtifactVerifyError(RunicornError):
+    """verify found artifact files or references whose content does not match the manifest."""
+
+    exit_code = EXIT_INTEGRITY
+
+    def __init__(self, ref: str, problems: list[str]):
+        shown = "; ".join(problems[:5]) + (" …" if len(problems) > 5 else "")
+        super().__init__(f"{ref} failed verification: {shown}; re-log the artifact or restore the data "
+                         "(`runicorn fetch` for cached files)")
+        self.problems = problems
+
+
+class RunNotFoundError(RunicornError):
+    """A run id that has no run folder (deleted, or never pulled)."""
+
+    def __init__(self, run_id: str):
+        super().__init__(f"no run {run_id!r} in this store; see `runicorn runs list` "
+                         "(or `runicorn pull --runs` for runs made elsewhere)")
+        self.run_id = run_id
+
+
 # -- git hooks and the merge driver -------------------------------------------------------------
 class HookConflictError(RunicornError):
     """install-hooks found a foreign hook and a hook already moved aside under the chained name."""

@@ -1,0 +1,331 @@
+"""The data of every viewer page: one function per page, returning one JSON-able dict.
+
+The HTML page and its `/api/…` twin are two renderings of the same dict. Read-only: nothing here
+writes to the repository, the index or the workspace, and nothing takes the repository lock.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from runicorn.core import history
+from runicorn.core.repo import Repo
+from runicorn.errors import PageNotFoundError, RunicornError
+from runicorn.viewer import sources
+from runicorn.viewer.layout import layout
+from runicorn.viewer.sources import artifacts_api, iso, runs_api
+
+RUN_STATUSES = ("running", "finished", "failed", "crashed")
+SORTS = ("-started_at", "started_at", "name", "-name", "status", "-status", "project", "-project",
+         "-duration", "duration")
+CHART_POINTS = 500
+LOG_TAIL = 64 * 1024
+FILE_VIEW_LIMIT = 256 * 1024
+
+
+def _missing(what: str) -> dict:
+    return {"available": False, "note": f"{what} are not available in this version of Runicorn"}
+
+
+def _total_runs(repo: Repo) -> int | None:
+    list_runs = runs_api("list_runs")
+    if list_runs is None:
+        return None
+    return list_runs(repo, limit=1)[1]
+
+
+# -- dashboard --------------------------------------------------------------------------------
+def dashboard(repo: Repo) -> dict:
+    tracked = repo.tracked()
+    data = {"root": str(repo.root), **sources.head_info(repo), "dirty": repo.git.is_dirty(),
+            "tracked": [{"path": rel, "kind": p.kind, "size": p.size, "oid": p.oid} for rel, p in tracked],
+            "runs": runs_page(repo, per_page=8), "artifacts": _recent_versions(repo, 8),
+            "remotes": _remotes(repo)}
+    recent, _ = sources.commits(repo, limit=5)
+    data["commits"] = recent
+    data["counts"] = {"tracked": len(tracked), "runs": data["runs"].get("total"),
+                      "artifacts": len(data["artifacts"].get("artifacts", [])) if data["artifacts"]["available"] else None}
+    return data
+
+
+def _remotes(repo: Repo) -> list[dict]:
+    from runicorn.core import remotes
+
+    try:
+        return remotes.listing(repo.root)
+    except RunicornError as exc:
+        return [{"name": "?", "url": str(exc), "default": False}]
+
+
+def _recent_versions(repo: Repo, limit: int) -> dict:
+    list_artifacts = artifacts_api("list_artifacts")
+    if list_artifacts is None:
+        return {**_missing("artifacts"), "artifacts": [], "versions": []}
+    arts = list_artifacts(repo)
+    rows = sorted(arts, key=lambda a: str(a.get("updated_at") or a.get("created_at") or ""), reverse=True)
+    return {"available": True, "artifacts": arts, "versions": rows[:limit]}
+
+
+# -- runs -------------------------------------------------------------------------------------
+def runs_page(repo: Repo, project=None, status=None, branch=None, commit=None, tag=None, search=None,
+              sort="-started_at", page=1, per_page=50) -> dict:
+    filters = {"project": project, "status": status, "branch": branch, "commit": commit, "tag": tag,
+               "search": search}
+    filters = {k: v for k, v in filters.items() if v}
+    base = {"filters": filters, "sort": sort, "page": page, "per_page": per_page, "statuses": RUN_STATUSES,
+            "sorts": SORTS}
+    list_runs = runs_api("list_runs")
+    if list_runs is None:
+        return {**base, **_missing("runs"), "runs": [], "total": 0, "pages": 1}
+    rows, total = list_runs(repo, sort=sort, limit=per_page, offset=(page - 1) * per_page, **filters)
+    pages = max(1, math.ceil(total / per_page))
+    return {**base, "available": True, "runs": rows, "total": total, "pages": pages}
+
+
+def run_detail(repo: Repo, run_id: str, points: int = CHART_POINTS) -> dict:
+    get_run = runs_api("get_run")
+    if get_run is None:
+        raise PageNotFoundError("run", run_id)
+    run = get_run(repo, run_id)
+    keys = _call(runs_api("metric_keys"), [], repo, run_id)
+    charts = [{"key": k, "points": _series(repo, run_id, k, points)} for k in keys]
+    diff = _call(runs_api("run_diff"), "", repo, run_id)
+    logs = _call(runs_api("run_logs"), "", repo, run_id, tail_bytes=LOG_TAIL)
+    return {"run": run, "metrics": charts, "diff": diff, "logs": logs, "files": run_files(repo, run)}
+
+
+def _call(fn, default, *args, **kwargs):
+    return default if fn is None else fn(*args, **kwargs)
+
+
+def _series(repo: Repo, run_id: str, key: str, points: int, x_min=None, x_max=None) -> dict:
+    """Compact columns {'step': [...], 'value': [...]} (a third of the bytes of a list of dicts)."""
+    rows = runs_api("metric_series")(repo, run_id, key, max_points=points, x_min=x_min, x_max=x_max)
+    return {"step": [r.get("step") for r in rows], "value": [_num(r.get("value")) for r in rows]}
+
+
+def _num(v):
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return None
+    return v
+
+
+def metric(repo: Repo, run_id: str, key: str, points: int = CHART_POINTS, x_min=None, x_max=None) -> dict:
+    if runs_api("metric_series") is None:
+        raise PageNotFoundError("metric", key)
+    if key not in _call(runs_api("metric_keys"), [], repo, run_id):
+        raise PageNotFoundError("metric", key)
+    return {"run": run_id, "key": key, **_series(repo, run_id, key, points, x_min, x_max)}
+
+
+def _run_dir(repo: Repo, run: dict) -> Path | None:
+    folder = run.get("dir") or run.get("path")
+    if not folder:
+        return None
+    path = Path(folder)
+    return path if path.is_absolute() else repo.root / path
+
+
+def run_files(repo: Repo, run: dict) -> list[dict]:
+    """Files kept in the run folder (relative paths, sizes); never follows a symlink out of it."""
+    folder = _run_dir(repo, run)
+    if folder is None or not folder.is_dir():
+        return list(run.get("files") or [])
+    out = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            out.append({"path": path.relative_to(folder).as_posix(), "size": path.stat().st_size})
+        if len(out) >= 500:
+            break
+    return out
+
+
+def run_file(repo: Repo, run_id: str, rel: str) -> dict:
+    """The text of one file of a run (first 256 KiB); 404 unless it is a regular file inside the run folder."""
+    run = runs_api("get_run")(repo, run_id)
+    folder = _run_dir(repo, run)
+    if folder is None:
+        raise PageNotFoundError("file", rel)
+    base = folder.resolve()
+    target = (folder / rel)
+    if target.is_symlink() or not target.is_file() or base not in target.resolve().parents:
+        raise PageNotFoundError("file", rel)
+    with open(target, "rb") as fh:
+        data = fh.read(FILE_VIEW_LIMIT + 1)
+    return {"run": run_id, "path": rel, "size": target.stat().st_size, "truncated": len(data) > FILE_VIEW_LIMIT,
+            "text": data[:FILE_VIEW_LIMIT].decode("utf-8", errors="replace")}
+
+
+def compare(repo: Repo, run_ids: list[str], points: int = CHART_POINTS) -> dict:
+    get_run = runs_api("get_run")
+    if get_run is None or not run_ids:
+        return {"runs": [], "metrics": [], "config": [], "summary": [], **({} if get_run else _missing("runs"))}
+    runs = [get_run(repo, r) for r in run_ids]
+    keys: list[str] = []
+    for r in run_ids:
+        for k in _call(runs_api("metric_keys"), [], repo, r):
+            if k not in keys:
+                keys.append(k)
+    metrics = []
+    for k in keys:
+        series = []
+        for r in run_ids:
+            if k in _call(runs_api("metric_keys"), [], repo, r):
+                series.append({"run": r, **_series(repo, r, k, points)})
+        metrics.append({"key": k, "series": series})
+    return {"runs": runs, "metrics": metrics, "config": _table(runs, "config"), "summary": _table(runs, "summary")}
+
+
+def _table(runs: list[dict], field: str) -> list[dict]:
+    """Rows {key, values, differs} of FIELD across RUNS, flattened with dotted keys."""
+    flat = [_flatten(r.get(field) or {}) for r in runs]
+    keys = sorted({k for f in flat for k in f})
+    return [{"key": k, "values": [f.get(k) for f in flat], "differs": len({repr(f.get(k)) for f in flat}) > 1}
+            for k in keys]
+
+
+def _flatten(data, prefix: str = "") -> dict:
+    if not isinstance(data, dict):
+        return {prefix.rstrip("."): data} if prefix else {}
+    out = {}
+    for k, v in data.items():
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+# -- artifacts --------------------------------------------------------------------------------
+def artifacts_page(repo: Repo, type=None, search=None) -> dict:
+    list_artifacts = artifacts_api("list_artifacts")
+    if list_artifacts is None:
+        return {**_missing("artifacts"), "artifacts": [], "stats": {}, "types": [], "type": type, "search": search}
+    everything = list_artifacts(repo)
+    types = sorted({a.get("type") for a in everything if a.get("type")})
+    rows = list_artifacts(repo, type=type, search=search) if (type or search) else everything
+    stats = _call(artifacts_api("artifact_stats"), {}, repo)
+    return {"available": True, "artifacts": rows, "stats": stats, "types": types, "type": type, "search": search}
+
+
+def artifact_detail(repo: Repo, name: str, version: str | None = None, tab: str = "info") -> dict:
+    info_fn = artifacts_api("artifact_info")
+    if info_fn is None:
+        raise PageNotFoundError("artifact", name)
+    info = info_fn(repo, name, version)
+    versions = _call(artifacts_api("list_versions"), [], repo, name)
+    data = {"name": name, "info": info, "versions": versions, "tab": tab, "version": version}
+    if tab == "lineage":
+        ref = f"{name}:v{_version_number(info)}" if _version_number(info) is not None else name
+        data["lineage"] = lineage_graph(repo, ref, depth=3)
+    return data
+
+
+def _version_number(info: dict):
+    v = info.get("version")
+    if isinstance(v, str) and v.startswith("v") and v[1:].isdigit():
+        return int(v[1:])
+    return v if isinstance(v, int) else None
+
+
+def artifact_diff(repo: Repo, name: str, a: str, b: str) -> dict:
+    fn = artifacts_api("artifact_diff")
+    if fn is None:
+        raise PageNotFoundError("artifact", name)
+    return {"name": name, "a": a, "b": b, "diff": fn(repo, f"{name}:{a}", f"{name}:{b}")}
+
+
+def lineage_graph(repo: Repo, ref: str, depth: int = 3, up: bool = True, down: bool = True) -> dict:
+    fn = artifacts_api("lineage")
+    if fn is None:
+        return {**_missing("lineage graphs"), "ref": ref, "depth": depth, "graph": {"nodes": [], "edges": []},
+                "svg": layout({"nodes": [], "edges": []})}
+    graph = fn(repo, ref, up=up, down=down, depth=depth)
+    focus = _focus_id(ref, graph)
+    return {"available": True, "ref": ref, "depth": depth, "up": up, "down": down, "graph": graph,
+            "svg": layout(graph, focus)}
+
+
+def _focus_id(ref: str, graph: dict) -> str | None:
+    ids = [n["id"] for n in graph.get("nodes", [])]
+    if ref in ids:
+        return ref
+    prefix = "artifact:" + ref.split(":")[0] + ":"
+    for candidate in (f"artifact:{ref}", f"artifact:{ref.replace(':', ':v', 1)}"):
+        if candidate in ids:
+            return candidate
+    same = [i for i in ids if i.startswith(prefix)]
+    return same[-1] if same else None
+
+
+def node_href(node_id: str) -> str | None:
+    """Where a click on a lineage node goes: the artifact version, the run, or the data history."""
+    kind, _, rest = node_id.partition(":")
+    if kind == "artifact":
+        name, _, version = rest.rpartition(":")
+        return f"/artifacts/{name}?version={version}" if name else f"/artifacts/{rest}"
+    if kind == "run":
+        return f"/runs/{rest}"
+    if kind == "data":
+        return f"/data/{rest.rsplit('@', 1)[0]}"
+    return None
+
+
+# -- git: commits and tracked data ------------------------------------------------------------
+def commits_page(repo: Repo, page: int = 1, per_page: int = 30) -> dict:
+    rows, more = sources.commits(repo, limit=per_page, offset=(page - 1) * per_page)
+    by_commit = _versions_by_commit(repo)
+    for row in rows:
+        row["runs"] = _runs_at(repo, row["sha"], 20)
+        row["artifact_versions"] = by_commit.get(row["sha"], [])
+        row["data_changes"] = sources.changed_pointers(repo, row["sha"])
+    return {**sources.head_info(repo), "commits": rows, "page": page, "more": more}
+
+
+def _runs_at(repo: Repo, sha: str, limit: int) -> list[dict]:
+    list_runs = runs_api("list_runs")
+    return list_runs(repo, commit=sha, limit=limit)[0] if list_runs else []
+
+
+def _versions_by_commit(repo: Repo) -> dict[str, list[dict]]:
+    list_artifacts, list_versions = artifacts_api("list_artifacts"), artifacts_api("list_versions")
+    if list_artifacts is None or list_versions is None:
+        return {}
+    out: dict[str, list[dict]] = {}
+    for art in list_artifacts(repo):
+        for v in list_versions(repo, art["name"]):
+            sha = v.get("git_commit") or v.get("commit")
+            if isinstance(sha, dict):
+                sha = sha.get("commit")
+            if sha:
+                out.setdefault(sha, []).append({"name": art["name"], **v})
+    return out
+
+
+def commit_detail(repo: Repo, sha: str) -> dict:
+    row = sources.commit(repo, sha)
+    row["runs"] = _runs_at(repo, row["sha"], 200)
+    row["artifact_versions"] = _versions_by_commit(repo).get(row["sha"], [])
+    return row
+
+
+def data_page(repo: Repo) -> dict:
+    rows = [{"path": rel, "kind": p.kind, "size": p.size, "oid": p.oid, "files": p.files}
+            for rel, p in repo.tracked()]
+    return {"tracked": rows}
+
+
+def data_history(repo: Repo, path: str) -> dict:
+    try:
+        rows = history.log(repo, path)
+    except RunicornError as exc:
+        if repo.pointer_file(path).is_file():
+            rows = []
+        else:
+            raise PageNotFoundError("tracked path", path) from exc
+    for r in rows:
+        r["when"] = iso(r.get("date"))
+    current = repo.pointer_file(path)
+    pointer = repo.load_pointer(path) if current.is_file() else None
+    now = {"kind": pointer.kind, "oid": pointer.oid, "size": pointer.size, "files": pointer.files} if pointer else None
+    return {"path": path, "current": now, "history": rows}
