@@ -35,11 +35,33 @@ def _summary(verb: str, result) -> str:
             f"{result.already:,} already there ({result.remote})")
 
 
-def _render_transfer(result, verb: str, json: bool, quiet: bool) -> None:
+RunsFlag = Annotated[bool, typer.Option("--runs", help="Also share finished runs (run records and their objects, "
+                                                        "through the remote's runs/ folder).")]
+
+
+def _runs_transfer(direction: str, wanted: bool, remote: Optional[str], jobs: int):
+    """push/pull --runs: the run records (see docs/runs.md), after the data."""
+    if not wanted:
+        return None
+    from runicorn.core import run_share
+
+    return (run_share.push_runs if direction == "push" else run_share.pull_runs)(Repo.find(), remote, jobs)
+
+
+def _render_runs(runs, verb: str, quiet: bool) -> None:
+    _say(quiet, f"runs: {verb} {len(runs.transferred):,}, {runs.already:,} already there"
+                + (f", {len(runs.skipped):,} still running (not shared)" if runs.skipped else ""))
+    for run_id, why in sorted(runs.failed.items()):
+        out.print(f"run not transferred: {run_id}: {why}", markup=False)
+
+
+def _render_transfer(result, verb: str, json: bool, quiet: bool, runs=None) -> None:
     if json:
-        print_json(result.to_json())
+        print_json({**result.to_json(), **({"runs": runs.to_json()} if runs is not None else {})})
     else:
         _say(quiet, _summary(verb, result))
+        if runs is not None:
+            _render_runs(runs, verb, quiet)
         for oid, where in sorted(result.missing.items()):
             out.print(f"missing: {where[0]} ({oid[:12]})", markup=False)
         for path in result.not_restored:
@@ -48,6 +70,9 @@ def _render_transfer(result, verb: str, json: bool, quiet: bool) -> None:
         what = "not in the cache" if verb == "pushed" else "not on the remote"
         raise RunicornError(f"{len(result.missing)} object(s) {what}; the rest was transferred "
                             f"(see the 'missing' lines; run `runicorn status --remote`)")
+    if runs is not None and runs.failed:
+        raise RunicornError(f"{len(runs.failed)} run(s) not transferred (see the 'run not transferred' lines); "
+                            "fix the cause and rerun")
 
 
 @app.command()
@@ -55,38 +80,38 @@ def push(paths: Paths = None, remote: Remote = None, jobs: Jobs = 0, rev: Rev = 
          all_branches: AllBranches = False, all_tags: AllTags = False, all_commits: AllCommits = False,
          full: Annotated[bool, typer.Option("--full", help="Ignore what is known to be on the remote; "
                                              "check every object (repairs a remote that lost data).")] = False,
-         json: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
+         runs: RunsFlag = False, json: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
     """Upload the objects of tracked data that the remote lacks."""
     from runicorn.core.transfer import push as do_push
 
     result = do_push(Repo.find(), paths, remote, jobs, CliReporter(quiet, verbose, json), full,
                      **_scope(rev, all_branches, all_tags, all_commits))
-    _render_transfer(result, "pushed", json, quiet)
+    _render_transfer(result, "pushed", json, quiet, _runs_transfer("push", runs, remote, jobs))
 
 
 @app.command()
 def fetch(paths: Paths = None, remote: Remote = None, jobs: Jobs = 0, rev: Rev = None,
           all_branches: AllBranches = False, all_tags: AllTags = False, all_commits: AllCommits = False,
-          json: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
+          runs: RunsFlag = False, json: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
     """Download missing objects into the cache (verified); the workspace is not touched."""
     from runicorn.core.transfer import fetch as do_fetch
 
     result = do_fetch(Repo.find(), paths, remote, jobs, CliReporter(quiet, verbose, json),
                       **_scope(rev, all_branches, all_tags, all_commits))
-    _render_transfer(result, "fetched", json, quiet)
+    _render_transfer(result, "fetched", json, quiet, _runs_transfer("pull", runs, remote, jobs))
 
 
 @app.command()
 def pull(paths: Paths = None, remote: Remote = None, jobs: Jobs = 0, rev: Rev = None,
          all_branches: AllBranches = False, all_tags: AllTags = False, all_commits: AllCommits = False,
          force: Annotated[bool, typer.Option("--force", "-f", help="Discard uncommitted workspace changes.")] = False,
-         json: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
+         runs: RunsFlag = False, json: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
     """fetch, then checkout: bring tracked data into the workspace."""
     from runicorn.core.transfer import pull as do_pull
 
     result = do_pull(Repo.find(), paths, remote, jobs, force, CliReporter(quiet, verbose, json),
                      **_scope(rev, all_branches, all_tags, all_commits))
-    _render_transfer(result, "fetched", json, quiet)
+    _render_transfer(result, "fetched", json, quiet, _runs_transfer("pull", runs, remote, jobs))
 
 
 def render_remote_status(paths: Optional[List[str]], remote: Optional[str], exit_code: bool, json: bool,

@@ -93,18 +93,22 @@ def check_run_id(run_id: str) -> str:
 
 # -- documents -----------------------------------------------------------------------------
 def read_doc(folder: Path) -> dict:
-    path = folder / DOC
+    return read_doc_at(folder / DOC, folder.name)
+
+
+def read_doc_at(path: Path, run_id: str) -> dict:
+    """The run document at PATH, checked: valid JSON, an object, for RUN_ID."""
     try:
         with open(path, "rb") as f:
             raw = f.read(MAX_DOC_BYTES + 1)
     except FileNotFoundError:
-        raise RunNotFoundError(folder.name) from None
+        raise RunNotFoundError(run_id) from None
     try:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RunicornError(f"{path} is not a valid run document ({exc}); delete the run folder or restore it") from None
-    if not isinstance(doc, dict) or doc.get("id") != folder.name or len(raw) > MAX_DOC_BYTES:
-        raise RunicornError(f"{path} is not a run document for {folder.name}; delete the run folder or restore it")
+    if not isinstance(doc, dict) or doc.get("id") != run_id or len(raw) > MAX_DOC_BYTES:
+        raise RunicornError(f"{path} is not a run document for {run_id}; delete the run folder or restore it")
     return doc
 
 
