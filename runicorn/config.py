@@ -94,6 +94,8 @@ KEYS: dict[str, Key] = {
     "cache.dir": Key(".runicorn/cache", _str, "where objects live (relative to the repo root)"),
     "cache.link": Key(["reflink", "hardlink", "copy"], _links, "link types to try, in order"),
     "gc.grace_period": Key("1h", _duration, "objects younger than this are never collected"),
+    "artifacts.cache_dir": Key("", _str, "download cache for artifacts used outside a workspace "
+                                          "(empty = $XDG_CACHE_HOME/runicorn/artifacts or ~/.cache/runicorn/artifacts)"),
     "viewer.host": Key("127.0.0.1", _str, "address the viewer binds to"),
     "viewer.port": Key(23300, _int, "port the viewer listens on"),
 }
@@ -139,7 +141,7 @@ def _flatten(data: Any, source: str, prefix: str = "") -> dict[str, Any]:
     for name, value in data.items():
         key = f"{prefix}{name}"
         is_remote_group = key == "remote" or (key.startswith("remote.") and key.count(".") == 1)
-        if isinstance(value, dict) and (key in ("core", "cache", "gc", "viewer") or is_remote_group):
+        if isinstance(value, dict) and (key in ("core", "cache", "gc", "viewer", "artifacts") or is_remote_group):
             flat.update(_flatten(value, source, key + "."))
         else:
             flat[key] = validate(key, value, source)
