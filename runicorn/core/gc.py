@@ -86,6 +86,18 @@ def _add_root_file(roots: Roots, path: str, data: bytes, where: str) -> None:
             roots.setdefault(oid, ("file", where))
 
 
+def _add_run_objects(roots: Roots, repo: Repo) -> None:
+    """Objects that run documents name (diffs, run files) are kept while their run exists."""
+    from runicorn.core.runs import run_object_roots
+
+    try:
+        found = run_object_roots(repo)
+    except RunicornError as exc:
+        raise GcRefusedError(exc.message) from None
+    for oid, where in found.items():
+        roots.setdefault(oid, ("file", where))
+
+
 def collect_roots(repo: Repo, workspace_only: bool, branches: bool, tags: bool, all_commits: bool,
                   remote_branches: bool = False) -> Roots:
     roots: Roots = {}
@@ -97,6 +109,7 @@ def collect_roots(repo: Repo, workspace_only: bool, branches: bool, tags: bool, 
         for file in artifacts.rglob("*.y*ml"):
             rel = file.relative_to(repo.root).as_posix()
             _add_root_file(roots, rel, file.read_bytes(), rel)
+    _add_run_objects(roots, repo)
     for path, data in repo.git.index_files(_is_root_file):
         _add_root_file(roots, path, data, f"{path} (git index)")
     use_branches = branches or not workspace_only

@@ -307,6 +307,18 @@ def delete_run(repo, run_id: str, force: bool = False) -> dict:
     return doc
 
 
+def run_object_roots(repo) -> dict[str, str]:
+    """oid → "run <id>" for every object a run document names (gc roots); an unreadable document raises."""
+    from runicorn.core.run_share import referenced_oids
+
+    store = store_of(repo)
+    found: dict[str, str] = {}
+    for run_id in store.run_ids():
+        for oid in referenced_oids(read_doc(store.runs_dir / run_id)):
+            found.setdefault(oid, f"run {run_id}")
+    return found
+
+
 def rebuild_index(repo) -> dict:
     """Re-derive the runs part of the index from the run folders (what remains of them)."""
     from runicorn.core.run_live import points_of
