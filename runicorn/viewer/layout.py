@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-NODE_W, NODE_H = 190, 44
+NODE_W, NODE_H = 200, 44
 GAP_X, GAP_Y = 70, 18
 MARGIN = 16
 SWEEPS = 4
@@ -32,6 +32,9 @@ def _layers(ids: list[str], succ: dict[str, list[str]], pred: dict[str, list[str
     for node in ids:  # in a cycle: one past the deepest placed parent
         if node not in placed:
             layer[node] = 1 + max((layer[p] for p in pred[node] if p in placed), default=-1)
+    for node in ids:  # a source sits just before its first consumer, not always in column 0
+        if not pred[node] and succ[node]:
+            layer[node] = max(0, min(layer[t] for t in succ[node]) - 1)
     return layer
 
 

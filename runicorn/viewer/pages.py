@@ -6,7 +6,6 @@ writes to the repository, the index or the workspace, and nothing takes the repo
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from runicorn.core import history
 from runicorn.core.repo import Repo
@@ -16,8 +15,7 @@ from runicorn.viewer.layout import layout
 from runicorn.viewer.sources import artifacts_api, iso, runs_api
 
 RUN_STATUSES = ("running", "finished", "failed", "crashed")
-SORTS = ("-started_at", "started_at", "name", "-name", "status", "-status", "project", "-project",
-         "-duration", "duration")
+SORTS = ("-started_at", "started_at", "-ended_at", "name", "-name", "status", "project", "-duration", "duration")
 CHART_POINTS = 500
 LOG_TAIL = 64 * 1024
 FILE_VIEW_LIMIT = 256 * 1024
@@ -78,6 +76,8 @@ def runs_page(repo: Repo, project=None, status=None, branch=None, commit=None, t
     if list_runs is None:
         return {**base, **_missing("runs"), "runs": [], "total": 0, "pages": 1}
     rows, total = list_runs(repo, sort=sort, limit=per_page, offset=(page - 1) * per_page, **filters)
+    for row in rows:
+        row.setdefault("id", row.get("run_id"))
     pages = max(1, math.ceil(total / per_page))
     return {**base, "available": True, "runs": rows, "total": total, "pages": pages}
 
@@ -118,41 +118,24 @@ def metric(repo: Repo, run_id: str, key: str, points: int = CHART_POINTS, x_min=
     return {"run": run_id, "key": key, **_series(repo, run_id, key, points, x_min, x_max)}
 
 
-def _run_dir(repo: Repo, run: dict) -> Path | None:
-    folder = run.get("dir") or run.get("path")
-    if not folder:
-        return None
-    path = Path(folder)
-    return path if path.is_absolute() else repo.root / path
-
-
 def run_files(repo: Repo, run: dict) -> list[dict]:
-    """Files kept in the run folder (relative paths, sizes); never follows a symlink out of it."""
-    folder = _run_dir(repo, run)
-    if folder is None or not folder.is_dir():
-        return list(run.get("files") or [])
-    out = []
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and not path.is_symlink():
-            out.append({"path": path.relative_to(folder).as_posix(), "size": path.stat().st_size})
-        if len(out) >= 500:
-            break
-    return out
+    """Files the run saved (`rn.save`): path, size, oid, as the run document lists them."""
+    return [f for f in (run.get("files") or []) if isinstance(f, dict) and f.get("path")]
 
 
 def run_file(repo: Repo, run_id: str, rel: str) -> dict:
-    """The text of one file of a run (first 256 KiB); 404 unless it is a regular file inside the run folder."""
+    """The text of one saved file of a run (first 256 KiB). Only a path the run document lists is
+    served, read from the object store by its oid: a URL never becomes a file-system path."""
     run = runs_api("get_run")(repo, run_id)
-    folder = _run_dir(repo, run)
-    if folder is None:
+    entry = next((f for f in run_files(repo, run) if f["path"] == rel), None)
+    if entry is None or not entry.get("oid"):
         raise PageNotFoundError("file", rel)
-    base = folder.resolve()
-    target = (folder / rel)
-    if target.is_symlink() or not target.is_file() or base not in target.resolve().parents:
-        raise PageNotFoundError("file", rel)
-    with open(target, "rb") as fh:
-        data = fh.read(FILE_VIEW_LIMIT + 1)
-    return {"run": run_id, "path": rel, "size": target.stat().st_size, "truncated": len(data) > FILE_VIEW_LIMIT,
+    try:
+        with open(repo.odb.path(entry["oid"]), "rb") as fh:
+            data = fh.read(FILE_VIEW_LIMIT + 1)
+    except FileNotFoundError:
+        raise PageNotFoundError("file", rel) from None
+    return {"run": run_id, "path": rel, "size": entry.get("size"), "truncated": len(data) > FILE_VIEW_LIMIT,
             "text": data[:FILE_VIEW_LIMIT].decode("utf-8", errors="replace")}
 
 
@@ -241,7 +224,7 @@ def lineage_graph(repo: Repo, ref: str, depth: int = 3, up: bool = True, down: b
         return {**_missing("lineage graphs"), "ref": ref, "depth": depth, "graph": {"nodes": [], "edges": []},
                 "svg": layout({"nodes": [], "edges": []})}
     graph = fn(repo, ref, up=up, down=down, depth=depth)
-    focus = _focus_id(ref, graph)
+    focus = graph.get("root") or _focus_id(ref, graph)
     return {"available": True, "ref": ref, "depth": depth, "up": up, "down": down, "graph": graph,
             "svg": layout(graph, focus)}
 
@@ -284,7 +267,10 @@ def commits_page(repo: Repo, page: int = 1, per_page: int = 30) -> dict:
 
 def _runs_at(repo: Repo, sha: str, limit: int) -> list[dict]:
     list_runs = runs_api("list_runs")
-    return list_runs(repo, commit=sha, limit=limit)[0] if list_runs else []
+    rows = list_runs(repo, commit=sha, limit=limit)[0] if list_runs else []
+    for row in rows:
+        row.setdefault("id", row.get("run_id"))
+    return rows
 
 
 def _versions_by_commit(repo: Repo) -> dict[str, list[dict]]:
