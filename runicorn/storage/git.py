@@ -124,14 +124,19 @@ class GitRepo:
 
     def stage(self, relpaths: list[str]) -> None:
         """`git add` / `git rm --cached` for RELPATHS (the only write to `.git/index`)."""
-        index = self.repo.index
-        index.read()
-        for rel in relpaths:
-            if (self.root / rel).is_file():
-                index.add(rel)
-            elif rel in index:
-                index.remove(rel)
-        index.write()
+        try:
+            index = self.repo.index
+            index.read()
+            for rel in relpaths:
+                if (self.root / rel).is_file():
+                    index.add(rel)
+                elif rel in index:
+                    index.remove(rel)
+            index.write()
+        except (pygit2.GitError, OSError) as exc:
+            shown = " ".join(relpaths)
+            raise GitError(f"the files were written but could not be staged in git ({exc}); "
+                           f"run `git add {shown}` yourself (core.autostage)") from None
 
     # -- what the hooks and the merge driver need ----------------------------------------
     def config_get(self, key: str) -> str | None:
