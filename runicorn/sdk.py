@@ -18,6 +18,13 @@ from runicorn.core.run_live import ENV_CAPTURED, ENV_RUN_DIR, Run, RunicornWarni
 __all__ = ["init", "log", "finish", "save", "Run", "RunicornWarning", "use_artifact", "log_artifact", "run"]
 
 run: Run | None = None  # the current run (rn.run)
+
+
+def _stderr_warning(message: str) -> None:
+    sys.stderr.write(f"RunicornWarning: {message}\n")
+
+
+run_live.fallback_sink = _stderr_warning
 _hooks_installed = False
 _lock = threading.Lock()
 

@@ -119,7 +119,8 @@ def _submodules(root: Path) -> list[dict]:
     if not (root / ".gitmodules").is_file():
         return []
     out = []
-    for line in _text(_git(root, "submodule", "status", "--recursive", check=False)).splitlines():
+    status = _git(root, "submodule", "status", "--recursive", check=False).decode("utf-8", errors="replace")
+    for line in status.splitlines():  # not stripped: the first column is the state
         parts = line[1:].split()
         if len(parts) >= 2:
             out.append({"path": parts[1], "commit": parts[0], "state": {" ": "clean", "+": "changed",

@@ -45,12 +45,20 @@ class RunicornWarning(UserWarning):
     """Something went wrong inside Runicorn; the training script goes on."""
 
 
+# Where a warning goes when the warnings machinery raises (`-W error`); the SDK sets it to stderr.
+fallback_sink: Callable[[str], None] | None = None
+
+
 def warn(message: str) -> None:
     """A warning that never raises (even under `-W error`): logging must not crash training."""
     try:
         warnings.warn(message, RunicornWarning, stacklevel=3)
     except Exception:  # noqa: BLE001 — warnings turned into errors must not escape either
-        pass
+        if fallback_sink is not None:
+            try:
+                fallback_sink(message)
+            except Exception:  # noqa: BLE001
+                pass
 
 
 def new_run_id(now: float | None = None) -> str:
