@@ -99,7 +99,85 @@ MIGRATIONS += [
 ]
 
 # Artifacts, registry and lineage (core/artifacts*.py). Names start with 02.
+# Derived from the committed YAML under .runicorn/artifacts/ (and run records for "used" edges);
+# `runicorn index rebuild` recreates every row. art_max is the one local memory: the highest version
+# number ever seen per artifact, so a number is never handed out twice, even after a purge.
 MIGRATIONS += [
+    ("0201_art_artifacts", """
+        CREATE TABLE art_artifacts (
+            name        TEXT PRIMARY KEY,
+            type        TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            description TEXT
+        )"""),
+    ("0202_art_versions", """
+        CREATE TABLE art_versions (
+            name        TEXT    NOT NULL,
+            version     INTEGER NOT NULL,
+            type        TEXT    NOT NULL,
+            digest      TEXT    NOT NULL,
+            created_at  TEXT,
+            size        INTEGER NOT NULL,
+            files       INTEGER NOT NULL,
+            refs        INTEGER NOT NULL,
+            run_id      TEXT,
+            git_commit  TEXT,
+            deleted     INTEGER NOT NULL,
+            description TEXT,
+            tags        TEXT NOT NULL,
+            metadata    TEXT NOT NULL,
+            stat        TEXT NOT NULL,
+            PRIMARY KEY (name, version)
+        ) WITHOUT ROWID"""),
+    ("0203_art_objects", """
+        CREATE TABLE art_objects (
+            name    TEXT    NOT NULL,
+            version INTEGER NOT NULL,
+            oid     TEXT    NOT NULL,
+            size    INTEGER NOT NULL,
+            PRIMARY KEY (name, version, oid)
+        ) WITHOUT ROWID"""),
+    ("0204_art_objects_oid", """
+        CREATE INDEX art_objects_oid ON art_objects (oid)"""),
+    ("0205_art_aliases", """
+        CREATE TABLE art_aliases (
+            name    TEXT    NOT NULL,
+            alias   TEXT    NOT NULL,
+            kind    TEXT    NOT NULL,
+            version INTEGER NOT NULL,
+            PRIMARY KEY (name, alias, version)
+        ) WITHOUT ROWID"""),
+    ("0206_art_events", """
+        CREATE TABLE art_events (
+            name       TEXT    NOT NULL,
+            seq        INTEGER NOT NULL,
+            at         TEXT    NOT NULL,
+            event      TEXT    NOT NULL,
+            alias      TEXT,
+            stage      TEXT,
+            version    INTEGER NOT NULL,
+            previous   INTEGER,
+            by         TEXT,
+            run_id     TEXT,
+            git_commit TEXT,
+            PRIMARY KEY (name, seq)
+        ) WITHOUT ROWID"""),
+    ("0207_art_edges", """
+        CREATE TABLE art_edges (
+            source TEXT NOT NULL,
+            target TEXT NOT NULL,
+            origin TEXT NOT NULL,
+            PRIMARY KEY (source, target, origin)
+        ) WITHOUT ROWID"""),
+    ("0208_art_edges_target", """
+        CREATE INDEX art_edges_target ON art_edges (target)"""),
+    ("0209_art_edges_origin", """
+        CREATE INDEX art_edges_origin ON art_edges (origin)"""),
+    ("0210_art_max", """
+        CREATE TABLE art_max (
+            name        TEXT PRIMARY KEY,
+            max_version INTEGER NOT NULL
+        ) WITHOUT ROWID"""),
 ]
 
 MemoRow = tuple[int, int, int, int, str]  # ino, size, mtime_ns, ctime_ns, oid

@@ -1,0 +1,152 @@
+"""`use_artifact`: resolve a reference, record lineage, hand back a version to download and inspect."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runicorn.core import artifact_index as aindex
+from runicorn.core.artifact_cache import download as download_version
+from runicorn.core.artifact_read import known_refs, list_versions, load_manifest, open_repo, resolve
+from runicorn.core.events import NULL, Reporter
+from runicorn.errors import ArtifactNotFoundError, ArtifactVerifyError
+from runicorn.storage.artifact_refs import measure, verifiable
+
+
+@dataclass
+class ManifestFile:
+    path: str
+    size: int
+    oid: str
+
+
+@dataclass
+class ArtifactManifest:
+    total_files: int
+    total_size: int
+    files: list[ManifestFile]
+    references: list[dict]
+
+
+@dataclass
+class ArtifactMetadata:
+    name: str
+    version: int
+    type: str
+    description: str | None
+    metadata: dict
+    tags: list[str]
+    created_at: str | None
+    created_by: dict
+    size_bytes: int
+    digest: str
+    aliases: list[str] = field(default_factory=list)
+    stage: str = "none"
+
+
+class ArtifactHandle:
+    """One resolved version (what `run.use_artifact(...)` returns)."""
+
+    def __init__(self, repo, doc: dict):
+        self.repo = repo
+        self._doc = doc
+        self.name, self.version, self.type = doc["name"], doc["version"], doc["type"]
+        self.digest = doc["digest"]
+        self.metadata = doc["metadata"]
+        self._downloaded: Path | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:v{self.version}"
+
+    def download(self, target_dir=None, remote: str | None = None, reporter: Reporter = NULL) -> Path:
+        """The version's files in a folder: TARGET_DIR, or a folder in the download cache."""
+        path = download_version(self.repo, self._doc, target_dir, remote, reporter)
+        if target_dir is None:
+            self._downloaded = path
+        return path
+
+    def get_path(self, name: str) -> Path:
+        """Local path of one file of the version (downloads the version first when needed)."""
+        paths = {f["path"] for f in self._doc["files"]}
+        if name not in paths:
+            raise ArtifactNotFoundError(f"file {name!r} in {self.ref}", sorted(paths),
+                                        f"see `runicorn artifacts info {self.ref}`")
+        if self._downloaded is None:
+            self.download()
+        return self._downloaded / name
+
+    def verify(self, raise_error: bool = False) -> bool:
+        """Re-hash every cached file and measure every verifiable reference; True when all match."""
+        report = verify_version(self.repo, self._doc)
+        self.last_verify = report
+        if raise_error and not report["ok"]:
+            raise ArtifactVerifyError(self.ref, report["problems"])
+        return report["ok"]
+
+    def get_metadata(self) -> ArtifactMetadata:
+        row = next((v for v in list_versions(self.repo, self.name) if v["version"] == self.version), {})
+        d = self._doc
+        return ArtifactMetadata(d["name"], d["version"], d["type"], d.get("description"), d["metadata"], d["tags"],
+                                d.get("created_at"), d.get("created_by") or {}, d["size"], d["digest"],
+                                row.get("aliases", []), row.get("stage", "none"))
+
+    def get_manifest(self) -> ArtifactManifest:
+        files = [ManifestFile(f["path"], f["size"], f["oid"]) for f in self._doc["files"]]
+        return ArtifactManifest(len(files), sum(f.size for f in files), files, [dict(r) for r in self._doc["references"]])
+
+    def __repr__(self) -> str:
+        return f"<ArtifactHandle {self.ref} ({self.type})>"
+
+
+def use_artifact(repo, ref: str, run=None) -> ArtifactHandle:
+    """Resolve REF (name, name:latest, name:vN, name:<alias>, name:<stage>); with RUN, record that
+    the run used it (lineage edge and the run's own record)."""
+    repo = open_repo(repo if repo is not None else getattr(run, "repo", None))
+    name, version = resolve(repo, ref)
+    doc = load_manifest(repo, name, version)
+    run_id = getattr(run, "id", None) if run is not None else None
+    if run_id:
+        produced_here = (doc.get("created_by") or {}).get("run") == run_id
+        if not produced_here:  # a run's own output is not its input: the graph stays acyclic
+            aindex.add_use_edge(repo, name, version, run_id)
+        if hasattr(run, "note_artifact_used"):
+            run.note_artifact_used(name, version, doc["digest"])
+    return ArtifactHandle(repo, doc)
+
+
+def verify_version(repo, doc: dict) -> dict:
+    """Files: each object re-hashed (repository cache). References: re-measured when the checksum is
+    a full sha256 and the data is reachable. Read-only."""
+    problems, checked, unverifiable = [], 0, []
+    for f in doc["files"]:
+        checked += 1
+        if not repo.odb.exists(f["oid"]):
+            problems.append(f"{f['path']}: object {f['oid'][:12]} missing from the cache")
+        elif repo.odb.rehash(f["oid"]) != f["oid"]:
+            problems.append(f"{f['path']}: cached content does not match {f['oid'][:12]}")
+    for r in doc["references"]:
+        if not verifiable(r.get("checksum")):
+            unverifiable.append(r["name"])
+            continue
+        checked += 1
+        try:
+            checksum, size = measure(r["uri"])
+        except (OSError, ImportError, ValueError) as exc:
+            problems.append(f"reference {r['name']} ({r['uri']}): cannot be read ({type(exc).__name__})")
+            continue
+        if checksum != r["checksum"]:
+            problems.append(f"reference {r['name']} ({r['uri']}): checksum {checksum[:19]}… does not match "
+                            f"{r['checksum'][:19]}…")
+        elif r.get("size") is not None and size != r["size"]:
+            problems.append(f"reference {r['name']} ({r['uri']}): size {size} does not match {r['size']}")
+    return {"ref": f"{doc['name']}:v{doc['version']}", "ok": not problems, "checked": checked,
+            "problems": problems, "unverifiable": unverifiable}
+
+
+def verify(repo, ref: str) -> dict:
+    repo = open_repo(repo)
+    name, version = resolve(repo, ref, include_deleted=True)
+    return verify_version(repo, load_manifest(repo, name, version))
+
+
+__all__ = ["ArtifactHandle", "use_artifact", "verify", "verify_version", "known_refs"]
