@@ -154,7 +154,10 @@ def mark_crashed(store: RunStore, folder: Path, doc: dict) -> dict:
     doc.update(status="crashed", ended_at=ended, duration=max(0.0, ended - float(doc.get("started_at") or ended)))
     doc["summary"] = {**summary_from_metrics(folder), **(doc.get("summary") or {})}
     write_doc(folder, doc)
-    store.index.put_run(doc)
+    # the process may have died between metrics.jsonl and the index: replay the log (idempotent)
+    from runicorn.core.run_live import points_of
+
+    store.index.put_points(doc["id"], [p for rec in iter_metrics(folder) for p in points_of(rec)], doc)
     return doc
 
 

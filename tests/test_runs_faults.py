@@ -1,0 +1,115 @@
+"""Runs under faults: many concurrent loggers, kill -9 mid-run, a crashed run next to a new writer."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+from conftest import ok
+
+LOGGER = textwrap.dedent("""
+    import sys, runicorn as rn
+    run = rn.init(name=sys.argv[1])
+    for step in range(int(sys.argv[2])):
+        rn.log({"loss": 1.0 / (step + 1), "acc": step * 0.001, "lr": 0.1}, step=step)
+    rn.finish()
+    """)
+
+
+def test_sixteen_concurrent_loggers_lose_and_duplicate_nothing(tmp_repo):
+    (tmp_repo.root / "logger.py").write_text(LOGGER)
+    procs = [subprocess.Popen([sys.executable, "logger.py", f"p{i}", "1000"], cwd=tmp_repo.root,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(16)]
+    results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
+    for code, out, err in results:
+        assert code == 0, err
+        assert "locked" not in err and "Warning" not in err, err
+    db = sqlite3.connect(tmp_repo.root / ".runicorn" / "index.db")
+    runs = db.execute("SELECT run_id, status FROM runs").fetchall()
+    assert len(runs) == 16 and {s for _, s in runs} == {"finished"}
+    rows = db.execute("""SELECT s.run_id, s.key, COUNT(*), COUNT(DISTINCT p.step), MIN(p.step), MAX(p.step)
+                         FROM run_points p JOIN run_series s ON s.id = p.series GROUP BY s.id""").fetchall()
+    assert len(rows) == 16 * 3
+    for run_id, key, count, distinct, lo, hi in rows:
+        assert (count, distinct, lo, hi) == (1000, 1000, 0, 999), (run_id, key)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    for run_id, _ in runs:  # the metrics log (the source of truth) has every step exactly once
+        lines = (tmp_repo.root / ".runicorn" / "runs" / run_id / "metrics.jsonl").read_text().splitlines()
+        assert [json.loads(line)["step"] for line in lines] == list(range(1000))
+
+
+FOREVER = textwrap.dedent("""
+    import time, runicorn as rn
+    rn.init(name="victim")
+    step = 0
+    while True:
+        rn.log({"loss": 1.0 / (step + 1)}, step=step)
+        step += 1
+        time.sleep(0.0005)
+    """)
+
+
+def test_kill_9_is_detected_as_crashed_and_keeps_what_was_flushed(tmp_repo):
+    (tmp_repo.root / "forever.py").write_text(FOREVER)
+    proc = subprocess.Popen([sys.executable, "forever.py"], cwd=tmp_repo.root, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    runs_dir = tmp_repo.root / ".runicorn" / "runs"
+    deadline = time.time() + 60
+    metrics = None
+    while time.time() < deadline:
+        found = list(runs_dir.glob("*/metrics.jsonl")) if runs_dir.is_dir() else []
+        if found and found[0].stat().st_size > 2000:
+            metrics = found[0]
+            break
+        time.sleep(0.1)
+    assert metrics is not None, "the run never flushed"
+    time.sleep(1.2)  # let another flush land mid-way
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    run_id = metrics.parent.name
+    listed = json.loads(ok(tmp_repo.rn("runs", "list", "--json")).out)
+    assert [r["status"] for r in listed["runs"]] == ["crashed"]
+    doc = json.loads(ok(tmp_repo.rn("runs", "show", run_id, "--json")).out)
+    assert doc["status"] == "crashed" and doc["ended_at"] is not None
+    flushed = [json.loads(line) for line in metrics.read_text().splitlines() if line.endswith("}")]
+    assert len(flushed) > 10
+    from runicorn.api import metric_series
+    from runicorn.core.repo import Repo
+    points = metric_series(Repo(tmp_repo.root), run_id, "loss", max_points=10**9)
+    assert [p["step"] for p in points] == [r["step"] for r in flushed]  # everything flushed is kept
+    assert doc["summary"]["loss"] == flushed[-1]["values"]["loss"]
+    with sqlite3.connect(tmp_repo.root / ".runicorn" / "index.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    # the next writer is not blocked
+    (tmp_repo.root / "next.py").write_text(LOGGER)
+    started = time.time()
+    done = subprocess.run([sys.executable, "next.py", "after", "100"], cwd=tmp_repo.root, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert time.time() - started < 30
+    statuses = {r["name"]: r["status"] for r in json.loads(ok(tmp_repo.rn("runs", "list", "--json")).out)["runs"]}
+    assert statuses == {"victim": "crashed", "after": "finished"}
+
+
+def test_torn_metrics_line_and_corrupt_run_document(tmp_repo):
+    (tmp_repo.root / "logger.py").write_text(LOGGER)
+    done = subprocess.run([sys.executable, "logger.py", "one", "10"], cwd=tmp_repo.root, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    (run_dir,) = list((tmp_repo.root / ".runicorn" / "runs").iterdir())
+    with open(run_dir / "metrics.jsonl", "a") as f:
+        f.write('{"step": 10, "time": 1, "val')  # a kill in the middle of a write
+    rebuilt = json.loads(ok(tmp_repo.rn("index", "rebuild", "--json")).out)
+    assert rebuilt["runs"]["points"] == 30
+    (run_dir / "run.json").write_text("{not json")
+    shown = tmp_repo.rn("runs", "show", run_dir.name)
+    assert shown.code == 1 and "not a valid run document" in shown.err
+    rebuilt = json.loads(ok(tmp_repo.rn("index", "rebuild", "--json")).out)
+    assert rebuilt["runs"]["skipped"] == [run_dir.name]
+    gc = tmp_repo.rn("gc", "--yes")
+    assert gc.code != 0 and "gc stopped before deleting anything" in gc.err
