@@ -201,7 +201,7 @@ class ArtifactNameError(RunicornError):
 class ArtifactNotFoundError(RunicornError):
     """An artifact, version, alias or stage does not exist; the message lists what does."""
 
-    def __init__(self, what: str, known: list[str], hint: str = "list them with `runicorn artifacts list`"):
+    def __init__(self, what: str, known: list[str] = (), hint: str = "list them with `runicorn artifacts list`"):
         shown = ", ".join(known[:20]) + (" …" if len(known) > 20 else "") if known else "none"
         super().__init__(f"{what} does not exist (known: {shown}); {hint}")
 
@@ -224,11 +224,11 @@ class ArtifactVerifyError(RunicornError):
 
     exit_code = EXIT_INTEGRITY
 
-    def __init__(self, ref: str, problems: list[str]):
+    def __init__(self, ref: str = "artifact", problems: list[str] = ("a mismatch",)):
         shown = "; ".join(problems[:5]) + (" …" if len(problems) > 5 else "")
         super().__init__(f"{ref} failed verification: {shown}; re-log the artifact or restore the data "
                          "(`runicorn fetch` for cached files)")
-        self.problems = problems
+        self.problems = list(problems)
 
 
 class RunNotFoundError(RunicornError):
