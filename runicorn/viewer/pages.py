@@ -149,12 +149,11 @@ def compare(repo: Repo, run_ids: list[str], points: int = CHART_POINTS) -> dict:
         for k in _call(runs_api("metric_keys"), [], repo, r):
             if k not in keys:
                 keys.append(k)
+    names = {r["id"]: r.get("name") or r["id"] for r in runs}
+    have = {r: set(_call(runs_api("metric_keys"), [], repo, r)) for r in run_ids}
     metrics = []
     for k in keys:
-        series = []
-        for r in run_ids:
-            if k in _call(runs_api("metric_keys"), [], repo, r):
-                series.append({"run": r, **_series(repo, r, k, points)})
+        series = [{"run": r, "label": names.get(r, r), **_series(repo, r, k, points)} for r in run_ids if k in have[r]]
         metrics.append({"key": k, "series": series})
     return {"runs": runs, "metrics": metrics, "config": _table(runs, "config"), "summary": _table(runs, "summary")}
 
@@ -303,7 +302,7 @@ def data_page(repo: Repo) -> dict:
 
 def data_history(repo: Repo, path: str) -> dict:
     try:
-        rows = history.log(repo, path)
+        rows = history.log(repo, str(repo.root / path))  # log() takes a user path: make it absolute
     except RunicornError as exc:
         if repo.pointer_file(path).is_file():
             rows = []

@@ -20,7 +20,7 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}(:[A-Za-z0-9_.\-]{1,64})?$")
 _SHA = re.compile(r"^[0-9a-fA-F]{4,40}$")
-_KEY = re.compile(r"^[^\x00-\x1f/\\]{1,200}$")
+_KEY = re.compile(r"^[^\x00-\x1f\\]{1,200}$")
 _NODE = re.compile(r"^(artifact|run|data):[^\x00-\x1f\\]{1,300}$")
 
 
@@ -54,7 +54,8 @@ def check_sha(value: str) -> str:
 
 
 def check_metric_key(value: str) -> str:
-    if not _KEY.match(value or "") or value in (".", ".."):
+    """A metric key: any printable text up to 200 characters; '/' separates groups (val/acc)."""
+    if not _KEY.match(value or "") or any(p in ("", ".", "..") for p in value.split("/")):
         raise _no("metric", value)
     return value
 

@@ -19,7 +19,7 @@
       scales: { x: { time: false } },
       legend: { live: true },
       series: [{ label: "step" }].concat(series.map(function (s, i) {
-        return { label: s.run || fig.dataset.key, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true,
+        return { label: series.length === 1 ? fig.dataset.key : (s.label || s.run), stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true,
                  points: { show: false } };
       })),
       axes: [{ grid: { stroke: "#eef0f5" } }, { grid: { stroke: "#eef0f5" }, size: 60 }],
