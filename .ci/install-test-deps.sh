@@ -10,8 +10,8 @@ missing=()
 # OpenSSH server: `ssh://` remote tests (tests/servers.py, fixture sshd_server).
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 
-# --- Chromium (viewer tests): to be added here, e.g. ---
-# [ -x /usr/bin/chromium ] || missing+=(chromium)
+# --- Chromium (viewer tests): Debian's build, driven by Playwright (never `playwright install`) ---
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 # --- end Chromium ---
 
 if [ "${#missing[@]}" -gt 0 ]; then
