@@ -13,7 +13,7 @@ import typer
 from typing_extensions import Annotated
 
 from runicorn import __version__
-from runicorn.console import CliReporter, error, interactive, out, print_json
+from runicorn.console import CliReporter, error, interactive, out, plain_usage_errors, print_json
 from runicorn.core import add as add_mod
 from runicorn.core import checkout as checkout_mod
 from runicorn.core import doctor as doctor_mod
@@ -324,9 +324,11 @@ Scope = Annotated[str, typer.Option("--scope", help="project (.runicorn.yaml), l
 
 
 @config_app.command("get")
-def config_get(key: str, quiet: Quiet = False, verbose: Verbose = False) -> None:
+def config_get(key: str, json: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
     """Print the effective value of KEY."""
     value = settings.get_value(_root_or_none(), key)
+    if json:
+        return print_json({"key": key, "value": value})
     out.print(",".join(value) if isinstance(value, list) else str(value), markup=False)
 
 
@@ -414,6 +416,7 @@ def main(argv: list[str] | None = None) -> None:
     args = [a for a in args if a != "--traceback"]
     signal.signal(signal.SIGINT, _on_sigint)
     _quiet_library_loggers()
+    plain_usage_errors()
     try:
         app(args=_status_remote_default(args), prog_name="runicorn")  # standalone: usage errors exit 2 inside
     except RunicornError as exc:

@@ -24,7 +24,20 @@ def _color() -> bool | None:
         return False
     if os.environ.get("FORCE_COLOR") or os.environ.get("RUNICORN_FORCE_COLOR"):
         return True
+    if os.environ.get("CI"):
+        return False  # CI logs are not terminals, even when a runner fakes one
     return None
+
+
+def plain_usage_errors() -> None:
+    """typer draws usage errors and --help with its own rich console: no colour there either
+    when ours has none (CI, NO_COLOR)."""
+    if _color() is False:
+        try:
+            import typer.rich_utils
+        except ImportError:  # typer without rich: plain already
+            return
+        typer.rich_utils.COLOR_SYSTEM = None
 
 
 out = Console(highlight=False, soft_wrap=True, force_terminal=_color(), no_color=_color() is False)
