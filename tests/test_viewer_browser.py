@@ -1,0 +1,151 @@
+"""The viewer in a real browser: Debian's chromium driven by Playwright against `runicorn viewer`.
+
+Clicks through dashboard → run (chart drawn, zoomed on the server) → artifact → lineage → node →
+runs list → compare. Any console error, failed request or HTTP error fails the test. Screenshots go
+to tests/output/viewer/ (gitignored) for a person to look at.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from test_viewer import _free_port, _get, repo_root  # noqa: F401 — the populated repository fixture
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parent / "output" / "viewer"
+LAUNCH_ARGS = ["--disable-background-networking", "--disable-component-update", "--disable-sync",
+               "--no-first-run", "--disable-quic", "--disable-gpu"]
+
+sync_api = pytest.importorskip("playwright.sync_api")
+if not os.path.exists(CHROMIUM):
+    if os.environ.get("CI"):
+        raise RuntimeError(f"{CHROMIUM} is missing: .ci/install-test-deps.sh installs it (apt-get install chromium)")
+    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def server(repo_root):  # noqa: F811
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "runicorn", "viewer", "--port", str(port)], cwd=repo_root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if _get(url + "/api/dashboard")[0] == 200:
+                break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        raise AssertionError(f"viewer did not start: {proc.stderr.read()}")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        yield b
+        b.close()
+
+
+class Watch:
+    """Collects console errors, failed requests and HTTP error responses of one page."""
+
+    def __init__(self, page):
+        self.problems: list[str] = []
+        page.on("console", lambda m: self.problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        page.on("requestfailed", lambda r: self.problems.append(f"request failed: {r.url} {r.failure}"))
+        page.on("response", lambda r: self.problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+
+
+def _shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def _drawn(page, selector: str = "figure.chart.drawn canvas") -> None:
+    page.wait_for_selector(selector, timeout=10000)
+    painted = page.eval_on_selector(selector, """c => {
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let ink = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) ink++; return ink; }""")
+    assert painted > 200, "the chart canvas is blank"
+
+
+def test_click_through_the_viewer(server, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    watch = Watch(page)
+    page.goto(server + "/")
+    assert page.title().startswith("Dashboard")
+    _shot(page, "01-dashboard")
+
+    page.click("text=train-0")
+    page.wait_for_url("**/runs/*")
+    _drawn(page)
+    assert page.locator("figure.chart.drawn").count() == 2
+    _shot(page, "02-run")
+
+    chart = page.locator("figure.chart.drawn .u-over").first
+    box = chart.bounding_box()
+    with page.expect_response(lambda r: "/metrics/" in r.url and "x_min=" in r.url) as zoom:
+        page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] / 2, steps=5)
+        page.mouse.up()
+    assert zoom.value.ok
+    page.wait_for_selector("figure.chart[data-zoomed='1']")
+    _shot(page, "03-run-zoomed")
+
+    page.click("header nav >> text=Artifacts")
+    page.wait_for_url("**/artifacts")
+    _shot(page, "04-artifacts")
+    page.click("a.artifact-link:text('resnet-tiny')")
+    page.wait_for_url("**/artifacts/resnet-tiny")
+    assert page.locator("nav.tabs a.active").inner_text() == "Info"
+    _shot(page, "05-artifact")
+
+    page.click("nav.tabs >> text=Lineage")
+    page.wait_for_selector("svg.dag .node")
+    assert page.locator("svg.dag .node").count() >= 4
+    _shot(page, "06-lineage")
+    page.click("a.node-link[data-node='artifact:mnist-small:v2']")
+    page.wait_for_url("**/artifacts/mnist-small?version=v2")
+    assert "mnist-small" in page.locator("h1").inner_text() and "v2" in page.locator("h1").inner_text()
+
+    page.click("header nav >> text=Runs")
+    page.wait_for_url("**/runs")
+    page.check("tr:has(a:text-is('train-0')) input[type=checkbox]")
+    page.check("tr:has(a:text-is('train-1')) input[type=checkbox]")
+    page.click("#compare-button")
+    page.wait_for_url("**/compare?*")
+    _drawn(page)
+    legend = page.locator("figure.chart.drawn").first.locator(".u-legend .u-series")
+    assert legend.count() == 3  # the x axis and two runs
+    assert page.locator("tr.differs").count() >= 1
+    _shot(page, "07-compare")
+    page.close()
+    assert not watch.problems, watch.problems
+
+
+def test_pages_work_without_javascript(server, browser, repo_root):  # noqa: F811
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    watch = Watch(page)
+    page.goto(server + "/runs?q=train-0")
+    page.click("a.run-link")
+    assert page.locator("svg.nojs-chart polyline").count() == 2  # the server-drawn charts
+    page.goto(server + "/lineage?ref=resnet-tiny:v1")
+    page.click("a.node-link[data-node='artifact:mnist-small:v2']")
+    assert "/artifacts/mnist-small" in page.url
+    _shot(page, "08-no-javascript")
+    context.close()
+    assert not watch.problems, watch.problems
