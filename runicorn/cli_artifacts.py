@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 from rich.table import Table
@@ -12,7 +12,7 @@ from runicorn.cli import Json, Quiet, Verbose, _say, _size, app
 from runicorn.console import CliReporter, interactive, out, print_json
 from runicorn.core import artifacts as arts
 from runicorn.core.repo import Repo
-from runicorn.errors import ArtifactVerifyError, UsageError
+from runicorn.errors import ArtifactVerifyError, RunicornError, UsageError
 
 artifacts_app = typer.Typer(help="Artifacts, the model registry (aliases, stages) and lineage (see docs/artifacts.md).",
                             invoke_without_command=True, no_args_is_help=False)
@@ -254,6 +254,25 @@ def download(ref: Ref,
     if json:
         return print_json({"ref": handle.ref, "path": str(path), "files": len(handle.get_manifest().files)})
     _say(quiet, f"downloaded {handle.ref} to {path}")
+
+
+@artifacts_app.command()
+def push(refs: Annotated[Optional[List[str]], typer.Argument(help="Versions to push (default: every manifest here).")] = None,
+         remote: Annotated[Optional[str], typer.Option("--remote", "-r", help="Remote name (default: core.remote).")] = None,
+         jobs: Annotated[int, typer.Option("--jobs", "-j", help="Parallel uploads.")] = 0,
+         json: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
+    """Upload the objects of artifact versions that the remote lacks."""
+    result = arts.push_artifacts(Repo.find(), refs or None, remote, jobs, CliReporter(quiet, verbose, json))
+    if json:
+        print_json(result.to_json())
+    else:
+        _say(quiet, f"pushed {result.transferred:,} objects, {_size(result.bytes)}, {result.already:,} already there "
+                    f"({result.remote})")
+        for oid, where in sorted(result.missing.items()):
+            out.print(f"missing: {where[0]} ({oid[:12]})", markup=False)
+    if result.missing:
+        raise RunicornError(f"{len(result.missing)} artifact object(s) are not in the cache; the rest was pushed "
+                            "(run `runicorn artifacts verify` on the versions named above)")
 
 
 @artifacts_app.command()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from runicorn.core import artifact_index as aindex
 from runicorn.core.artifact_registry import RegistryState, replay
-from runicorn.errors import ArtifactNotFoundError, RunicornError
+from runicorn.errors import ArtifactNotFoundError
 from runicorn.storage import artifact_store as store
 
 _VERSION = re.compile(r"^v?([1-9][0-9]{0,8})$")
@@ -73,6 +73,10 @@ def resolve(repo, ref: str, include_deleted: bool = False) -> tuple[str, int]:
     else:
         held = [v for (v,) in db.execute("SELECT version FROM art_aliases WHERE name = ? AND alias = ?", (name, spec))]
         version = max(held) if held else None
+        if version is not None and rows.get(version) and not include_deleted:
+            raise ArtifactNotFoundError(f"{name}:{spec} (it points to v{version}, which is soft-deleted)",
+                                        known_refs(repo, name),
+                                        f"restore it with `runicorn artifacts restore {name}:v{version}` or move the alias")
     if version is None or version not in rows:
         raise ArtifactNotFoundError(f"{name}:{spec or 'latest'}", known_refs(repo, name),
                                     f"see `runicorn artifacts versions {name}`")
@@ -237,6 +241,20 @@ def artifact_diff(repo, a: str, b: str) -> dict:
             "size": {"a": old["size"], "b": new["size"]}, "type": {"a": old["type"], "b": new["type"]}}
 
 
-def require(ok: bool, message: str) -> None:
-    if not ok:
-        raise RunicornError(message)
+def registry_at(repo, name: str, when: str) -> dict:
+    """Aliases and stages of NAME as they were at WHEN (ISO time or date, UTC): "what was in
+    production on 3 May" is `registry_at(repo, name, "2025-05-03T23:59:59")["stages"]`."""
+    repo = open_repo(repo)
+    name, _ = split_ref(name)
+    resolve_artifact_exists(repo, name)
+    present = {v: True for v in store.version_files(repo.root, name)}
+    path = repo.root / store.history_rel(name)
+    rel = store.history_rel(name)
+    events = store.parse_history(store.read_limited(path, store.MAX_HISTORY_BYTES, rel), rel) if path.is_file() else []
+    until = when if "T" in when else when + "T23:59:59.999999Z"
+    state = replay(events, present, until=until)
+    stages: dict[str, list[int]] = {}
+    for v, s in sorted(state.stages.items()):
+        stages.setdefault(s, []).append(v)
+    return {"name": name, "at": until, "aliases": {a: v for a, (_, v) in sorted(state.aliases.items())},
+            "stages": {s: (vs if s == "archived" else vs[-1]) for s, vs in stages.items()}}

@@ -160,7 +160,10 @@ def _manifest(repo, artifact, version: int, files, references, digest: str, run)
                   "user": who().split("@")[0], "host": who().split("@", 1)[1]}
     inputs = []
     if run is not None and hasattr(run, "lineage_inputs"):
-        inputs = [dict(i) for i in run.lineage_inputs()]
+        own = {(n, v) for n, v in repo.index.db.execute("SELECT name, version FROM art_versions WHERE run_id = ?",
+                                                        (getattr(run, "id", None),))}
+        # a run's own outputs are never its inputs: the lineage graph stays acyclic
+        inputs = [dict(i) for i in run.lineage_inputs() if (i.get("artifact"), i.get("version")) not in own]
     return {"runicorn": store.FORMAT_VERSION, "name": artifact.name, "version": version, "type": artifact.type,
             "description": artifact.description, "created_at": now_iso(),
             "created_by": {k: v for k, v in created_by.items() if v is not None}, "digest": digest,

@@ -16,8 +16,9 @@ from typing import Iterable
 
 from runicorn.core import artifact_index as aindex
 from runicorn.core.artifact_read import (artifact_diff, artifact_info, artifact_stats, list_artifacts,  # noqa: F401
-                                         list_versions, load_manifest, resolve)
+                                         list_versions, load_manifest, registry_at, resolve)
 from runicorn.core.artifact_lineage import lineage  # noqa: F401
+from runicorn.core.artifact_transfer import push_artifacts  # noqa: F401
 from runicorn.core.artifact_use import ArtifactHandle, use_artifact  # noqa: F401
 from runicorn.core.artifact_write import (Version, delete_version, log_artifact, restore_version,  # noqa: F401
                                           set_alias, set_stage, remove_alias)
@@ -112,8 +113,7 @@ class Artifact:
     def add_metadata(self, metadata: dict) -> None:
         if not isinstance(metadata, dict):
             raise ArtifactNameError("metadata must be a dict of JSON data")
-        store._json_safe(metadata, f"metadata of {self.name}", "metadata")
-        self.metadata.update(metadata)
+        self.metadata.update(_jsonable(metadata, "metadata"))
 
     def add_tags(self, *tags: str) -> None:
         for tag in tags:
@@ -124,6 +124,27 @@ class Artifact:
 
     def __repr__(self) -> str:
         return f"Artifact({self.name!r}, type={self.type!r}, files={len(self.entries)}, references={len(self.references)})"
+
+
+def _jsonable(value, where: str, depth: int = 0):
+    """VALUE as plain JSON data (numpy / torch scalars become numbers); anything else is refused."""
+    if depth > 32:
+        raise ArtifactNameError(f"{where} is nested too deeply")
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ArtifactNameError(f"{where} keys must be text, not {type(k).__name__}")
+            out[k] = _jsonable(v, f"{where}.{k}", depth + 1)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, where, depth + 1) for v in value]
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        return _jsonable(value.item(), where, depth + 1)
+    raise ArtifactNameError(f"{where} holds a {type(value).__name__}, which is not JSON data; "
+                            "store numbers, text, lists or dicts")
 
 
 def _entry_name(name: str) -> str:
@@ -158,5 +179,5 @@ def rebuild_index(repo) -> dict:
 
 __all__ = ["Artifact", "ArtifactHandle", "Version", "TYPES", "log_artifact", "use_artifact", "list_artifacts",
            "list_versions", "artifact_info", "artifact_stats", "artifact_diff", "lineage", "rebuild_index",
-           "resolve", "load_manifest", "set_alias", "remove_alias", "set_stage", "delete_version",
+           "resolve", "load_manifest", "registry_at", "push_artifacts", "set_alias", "remove_alias", "set_stage", "delete_version",
            "restore_version"]
