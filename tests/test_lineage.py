@@ -1,0 +1,147 @@
+"""Lineage: the seed's pipeline through real runs, every output format, depth, runs as roots, no cycles."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+from conftest import ok
+from runicorn.core import artifacts as A
+from runicorn.core.artifact_lineage import render
+from runicorn.core.repo import Repo
+
+PIPELINE = """
+import runicorn as rn
+
+# Step 1: prepare the data set
+run_data = rn.init(project="ml_pipeline", name="data_prep")
+dataset = rn.Artifact("processed-data", type="dataset")
+dataset.add_dir("processed_data/")
+dataset.add_metadata({"num_samples": 10000})
+run_data.log_artifact(dataset)  # → processed-data:v1
+rn.finish()
+
+# Step 2: train
+run_train = rn.init(project="ml_pipeline", name="training")
+dataset = run_train.use_artifact("processed-data:v1")
+data_path = dataset.download()
+model = rn.Artifact("trained-model", type="model")
+model.add_file("model.pth")
+model.add_metadata({"trained_with": "processed-data:v1"})
+run_train.log_artifact(model)  # → trained-model:v1
+rn.finish()
+
+# Step 3: evaluate
+run_eval = rn.init(project="ml_pipeline", name="evaluation")
+model = run_eval.use_artifact("trained-model:v1")
+rn.finish()
+print("IDS", run_data.id, run_train.id, run_eval.id)
+"""
+
+
+def pipeline(repo) -> tuple[str, str, str]:
+    repo.gen({"processed_data": {"a.csv": "1\n", "b.csv": "2\n"}, "model.pth": "w"})
+    path = repo.root / "pipeline.py"
+    path.write_text(textwrap.dedent(PIPELINE))
+    done = subprocess.run([sys.executable, str(path)], cwd=repo.root, capture_output=True, text=True,
+                          env=dict(os.environ), timeout=120)
+    assert done.returncode == 0, done.stderr
+    return tuple(done.stdout.split("IDS ")[1].split())
+
+
+def test_the_seed_pipeline_processed_data_to_run_train_to_model_to_run_eval(tmp_repo):
+    data_id, train_id, eval_id = pipeline(tmp_repo)
+    graph = json.loads(ok(tmp_repo.rn("artifacts", "lineage", "trained-model:v1", "--json")).out)
+    edges = {(e["source"], e["target"]) for e in graph["edges"]}
+    assert edges == {(f"run:{data_id}", "artifact:processed-data:v1"),
+                     ("artifact:processed-data:v1", f"run:{train_id}"),
+                     (f"run:{train_id}", "artifact:trained-model:v1"),
+                     ("artifact:trained-model:v1", f"run:{eval_id}")}
+    labels = {n["id"]: n["label"] for n in graph["nodes"]}
+    assert labels[f"run:{train_id}"] == "training" and labels["artifact:processed-data:v1"] == "processed-data:v1"
+    # the whole chain, from the start
+    full = A.lineage(Repo(tmp_repo.root), "processed-data:v1", up=False, depth=10)
+    chain = {(e["source"], e["target"]) for e in full["edges"]}
+    assert (f"run:{data_id}", "artifact:processed-data:v1") not in chain  # --down only
+    assert edges - {(f"run:{data_id}", "artifact:processed-data:v1")} == chain
+    text = ok(tmp_repo.rn("artifacts", "lineage", "processed-data:v1", "--down")).out
+    assert "processed-data:v1 → training (run " in text and "→ trained-model:v1" in text
+    assert "trained-model:v1 → evaluation (run " in text
+    # the manifest names its inputs; the consuming run records what it used
+    manifest = A.artifact_info(Repo(tmp_repo.root), "trained-model:v1")
+    assert [i["artifact"] for i in manifest["inputs"] if "artifact" in i] == ["processed-data"]
+    assert manifest["used_by"] == [eval_id]
+
+
+def test_formats_depth_and_runs_as_roots(tmp_repo):
+    _, train_id, eval_id = pipeline(tmp_repo)
+    dot = ok(tmp_repo.rn("artifacts", "lineage", "trained-model", "--format", "dot")).out
+    assert dot.startswith("digraph lineage {") and '"artifact:processed-data:v1" -> "run:' in dot
+    mermaid = ok(tmp_repo.rn("artifacts", "lineage", "trained-model", "--format", "mermaid")).out
+    assert mermaid.startswith("graph LR") and mermaid.count("-->") == 4
+    up = json.loads(ok(tmp_repo.rn("artifacts", "lineage", "trained-model:v1", "--up", "--depth", "1", "--json")).out)
+    assert {(e["source"], e["target"]) for e in up["edges"]} == {(f"run:{train_id}", "artifact:trained-model:v1")}
+    around_run = A.lineage(Repo(tmp_repo.root), f"run:{train_id}", depth=1)
+    assert {(e["source"], e["target"]) for e in around_run["edges"]} == {
+        ("artifact:processed-data:v1", f"run:{train_id}"), (f"run:{train_id}", "artifact:trained-model:v1")}
+    bad = tmp_repo.rn("artifacts", "lineage", "trained-model", "--format", "png")
+    assert bad.code == 2 and "text, json, dot, mermaid" in bad.err
+
+
+def test_lineage_survives_an_index_rebuild(tmp_repo):
+    _, train_id, eval_id = pipeline(tmp_repo)
+    ok(tmp_repo.rn("index", "rebuild"))
+    graph = A.lineage(Repo(tmp_repo.root), "trained-model:v1")
+    assert ("artifact:trained-model:v1", f"run:{eval_id}") in {(e["source"], e["target"]) for e in graph["edges"]}
+
+
+def test_a_run_using_its_own_output_makes_no_cycle(tmp_repo):
+    tmp_repo.gen({"w.pth": "w"})
+    script = tmp_repo.root / "loop.py"
+    script.write_text(textwrap.dedent("""
+        import runicorn as rn
+        run = rn.init(name="loop")
+        art = rn.Artifact("self-made", type="model")
+        art.add_file("w.pth")
+        run.log_artifact(art)
+        run.use_artifact("self-made:v1")
+        again = rn.Artifact("self-made", type="model", metadata={"round": 2})
+        again.add_file("w.pth")
+        run.log_artifact(again)
+        rn.finish()
+        """))
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_repo.root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    graph = A.lineage(Repo(tmp_repo.root), "self-made:v1", depth=20)
+    edges = {(e["source"], e["target"]) for e in graph["edges"]}
+    assert not any((t, s) in edges for s, t in edges)
+
+
+def test_long_chains_are_walked_to_the_requested_depth(tmp_repo):
+    """50 runs in a row, each using the previous version and logging the next (runs as plain ids)."""
+    from runicorn.core import artifact_index
+
+    class Step:  # the run contract's lineage half, for building a long chain quickly
+        def __init__(self, i, used):
+            self.id, self.git_commit, self._used = f"run{i:03d}", None, used
+
+        def lineage_inputs(self):
+            return self._used
+
+    repo = Repo(tmp_repo.root)
+    tmp_repo.gen({"f": "0"})
+    used = []
+    for i in range(50):
+        (tmp_repo.root / "f").write_text(str(i))
+        art = A.Artifact("chain", type="dataset")
+        art.add_file(tmp_repo.root / "f")
+        v = A.log_artifact(repo, art, run=Step(i, used))
+        artifact_index.add_use_edge(repo, "chain", int(v), f"run{i + 1:03d}")
+        used = [{"artifact": "chain", "version": int(v), "digest": v.digest}]
+    graph = A.lineage(repo, "chain:v50", down=False, depth=6)
+    assert len([n for n in graph["nodes"] if n["kind"] == "artifact"]) == 4  # v50 + 3 upstream (2 hops each)
+    deep = A.lineage(repo, "chain:v50", down=False, depth=200)
+    assert len(deep["edges"]) == 99
+    assert render(deep, "text").count("→") == 99
