@@ -13,6 +13,7 @@ our script runs it first (with the same arguments and standard input), stopping 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -248,19 +249,28 @@ def _pull(repo: Repo, rels: list[str], report: SyncReport, reporter: Reporter) -
 class PrePushReport:
     commits: int = 0
     pointers: int = 0
+    artifacts: int = 0
     remote: str | None = None
     transferred: int = 0
     already: int = 0
 
     def to_json(self) -> dict:
-        return {"commits": self.commits, "pointers": self.pointers, "remote": self.remote,
+        return {"commits": self.commits, "pointers": self.pointers, "artifacts": self.artifacts, "remote": self.remote,
                 "transferred": self.transferred, "already": self.already}
 
 
-def pushed_pointers(repo: Repo, git_remote: str, ref_lines: list[str]) -> tuple[int, list]:
-    """(number of commits, [(rel, pointer, '')]) for what `git push` sends: REF_LINES are the
-    `<local ref> <local sha> <remote ref> <remote sha>` lines git gives pre-push on stdin; commits
-    already on GIT_REMOTE (its remote-tracking branches or the remote sha) are left out."""
+ARTIFACT_MANIFEST = re.compile(r"^\.runicorn/artifacts/([^/]+)/v([1-9][0-9]*)\.yaml$")
+
+
+def _pushed_or_manifest(path: str) -> bool:
+    return is_pointer_path(path) or ARTIFACT_MANIFEST.match(path) is not None
+
+
+def pushed_pointers(repo: Repo, git_remote: str, ref_lines: list[str]) -> tuple[int, list, list[str]]:
+    """(number of commits, [(rel, pointer, '')], artifact refs 'name:vN') for what `git push` sends:
+    REF_LINES are the `<local ref> <local sha> <remote ref> <remote sha>` lines git gives pre-push
+    on stdin; commits already on GIT_REMOTE (its remote-tracking branches or the remote sha) are
+    left out."""
     commits: dict = {}
     for line in ref_lines:
         parts = line.split()
@@ -268,30 +278,50 @@ def pushed_pointers(repo: Repo, git_remote: str, ref_lines: list[str]) -> tuple[
             continue  # malformed, or a branch deletion
         for c in repo.git.commits_between(parts[1], [parts[3]], f"refs/remotes/{git_remote}/"):
             commits[c.id] = c
-    targets = {}
-    for sha, path, data in repo.git.files_in_commits(list(commits.values()), is_pointer_path):
+    targets, artifacts = {}, set()
+    for sha, path, data in repo.git.files_in_commits(list(commits.values()), _pushed_or_manifest):
+        found = ARTIFACT_MANIFEST.match(path)
+        if found:
+            artifacts.add(f"{found.group(1)}:v{found.group(2)}")
+            continue
         rel = path[: -len(ptr.SUFFIX)]
         p = ptr.parse_at(data, path, f"{path} at {sha[:10]}")
         targets[(rel, p.oid)] = (rel, p, "")
-    return len(commits), sorted(targets.values(), key=lambda t: (t[0], t[1].oid))
+    return len(commits), sorted(targets.values(), key=lambda t: (t[0], t[1].oid)), sorted(artifacts)
 
 
 def pre_push(repo: Repo, git_remote: str, ref_lines: list[str], reporter: Reporter = NULL) -> PrePushReport:
     """Push the objects of every pointer in the commits being pushed to the default Runicorn
     remote. UnpushedDataError (the git push is refused) when some are not in the cache."""
-    count, targets = pushed_pointers(repo, git_remote, ref_lines)
-    report = PrePushReport(commits=count, pointers=len(targets))
-    if not targets:
+    count, targets, artifacts = pushed_pointers(repo, git_remote, ref_lines)
+    report = PrePushReport(commits=count, pointers=len(targets), artifacts=len(artifacts))
+    if not targets and not artifacts:
         return report
     if not repo.config.remotes():
         reporter.warn("no Runicorn remote is configured, so the data of the pushed commits stays on this "
                       "machine; add one with `runicorn remote add NAME URL --default`")
         return report
-    result = push_targets(repo, targets, reporter=reporter)
-    report.remote, report.transferred, report.already = result.remote, result.transferred, result.already
-    if result.missing:
-        raise UnpushedDataError(sorted({w for ws in result.missing.values() for w in ws}), result.remote)
+    missing: set[str] = set()
+    for result in ([push_targets(repo, targets, reporter=reporter)] if targets else []) + _push_artifacts(repo, artifacts, reporter):
+        report.remote = result.remote
+        report.transferred += result.transferred
+        report.already += result.already
+        missing |= {w for ws in result.missing.values() for w in ws}
+    if missing:
+        raise UnpushedDataError(sorted(missing), report.remote)
     return report
+
+
+def _push_artifacts(repo: Repo, refs: list[str], reporter: Reporter) -> list:
+    """The objects of the artifact versions whose manifests the pushed commits add (those still
+    in the workspace: a manifest is never rewritten, only added or soft-deleted)."""
+    here = [ref for ref in refs if (repo.root / ".runicorn" / "artifacts" / ref.split(":v")[0]
+                                    / f"v{ref.split(':v')[1]}.yaml").is_file()]
+    if not here:
+        return []
+    from runicorn.core.artifact_transfer import push_artifacts
+
+    return [push_artifacts(repo, here, reporter=reporter)]
 
 
 def push_targets(repo: Repo, targets: list, remote: str | None = None, reporter: Reporter = NULL):
