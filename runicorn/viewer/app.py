@@ -168,7 +168,7 @@ def _routes(app: FastAPI) -> APIRouter:
         return pages.artifact_diff(repo(), sec.check_name(name), a, b)
 
     @page("/lineage", "lineage.html", "Lineage graph of an artifact version or run (SVG layout included)")
-    def lineage(ref: str = "", depth: int = Query(3, ge=1, le=20), up: bool = True, down: bool = True):
+    def lineage(ref: str = "", depth: int = Query(3, ge=1, le=200), up: bool = True, down: bool = True):
         if not ref:
             return {"ref": "", "depth": depth, "available": True, "graph": {"nodes": [], "edges": []},
                     "svg": None, "choices": pages.artifacts_page(repo()).get("artifacts", [])}
