@@ -170,11 +170,19 @@ def _memory() -> int | None:
 
 
 def _packages() -> dict[str, str]:
+    """Installed distributions → version. The name and version come from the `NAME-VERSION.dist-info`
+    folder name when there is one (parsing ~300 METADATA files costs ~0.2 s; the folder name, nothing)."""
     found: dict[str, str] = {}
     for dist in metadata.distributions():
-        name = dist.metadata.get("Name") if dist.metadata else None
+        folder = getattr(dist, "_path", None)
+        stem = getattr(folder, "name", "")
+        if stem.endswith(".dist-info") and stem.count("-") == 1:
+            name, version = stem[: -len(".dist-info")].split("-")
+        else:
+            meta = dist.metadata
+            name, version = (meta.get("Name") if meta else None), dist.version
         if name:
-            found.setdefault(name, dist.version)
+            found.setdefault(name, version)
     return dict(sorted(found.items(), key=lambda kv: kv[0].lower()))
 
 
