@@ -2,13 +2,17 @@
 
 It builds a git repository in a folder, tracks a dataset and a model, commits, changes both,
 commits again, restores the first revision with `git checkout` + `runicorn checkout`, checks
-every byte, and returns to the latest revision. Each step is reported as a line of text.
+every byte, and returns to the latest revision. Then a training script records a run with metrics
+and logs the model as an artifact, and the last line says how to open the viewer on the result.
+Each step is reported as a line of text.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 from runicorn.core import add as add_mod
@@ -93,5 +97,36 @@ def demo(target: Path, reporter: Reporter = NULL) -> dict:
     clean = all(s.state == status_mod.CLEAN for s in status_mod.status(repo))
     history_rows = history.log(repo, str(target / "data"))
     say(f"7. back on main with v2 (status clean: {clean}); runicorn log data shows {len(history_rows)} versions")
-    return {"folder": str(target), "commits": [sha1, sha2], "restored_identical": True, "clean": clean,
+    run_line = _train(target)
+    sha3 = _commit(target, "Training script, its run and the model artifact")
+    say(f"8. ran train.py: {run_line}; committed the artifact manifest as {sha3}")
+    say(f"9. see it all in the browser: cd {target} && runicorn viewer, then open http://127.0.0.1:23300/ "
+        f"(or write a static copy: runicorn viewer export {target / 'site'})")
+    return {"folder": str(target), "commits": [sha1, sha2, sha3], "restored_identical": True, "clean": clean,
             "changes": changes}
+
+
+TRAIN_SCRIPT = """\
+import math
+import runicorn as rn
+
+with rn.init(project="demo", name="train", config={"lr": 0.01, "epochs": 20}) as run:
+    for step in range(200):
+        rn.log({"loss": math.exp(-step / 60) + 0.02, "accuracy": 0.98 - 0.9 * math.exp(-step / 50)}, step=step)
+    model = rn.Artifact("demo-model", type="model", description="the model trained on data/")
+    model.add_file("models/model.pth")
+    model.add_metadata({"accuracy": 0.98})
+    version = rn.log_artifact(model)
+    print(f"run {run.id} logged 200 steps and demo-model v{int(version)}")
+"""
+
+
+def _train(target: Path) -> str:
+    """Run a real training script (the SDK in its own process): a run with metrics and an artifact."""
+    (target / "train.py").write_text(TRAIN_SCRIPT)
+    done = subprocess.run([sys.executable, "train.py"], cwd=target, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RunicornError(f"demo training script failed ({tail[0]}); rerun with `python train.py` in {target}")
+    lines = done.stdout.strip().splitlines()
+    return lines[-1] if lines else "run recorded"
