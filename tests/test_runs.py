@@ -358,9 +358,16 @@ def test_bad_values_never_crash_and_are_stored_or_rejected_clearly(tmp_repo):
     from runicorn.api import metric_series
     from runicorn.core.repo import Repo
     repo = Repo(tmp_repo.root)
-    assert math.isnan(metric_series(repo, doc["id"], "nan")[0]["value"])
-    assert metric_series(repo, doc["id"], "inf")[0]["value"] == math.inf
-    assert metric_series(repo, doc["id"], "ninf")[0]["value"] == -math.inf
+    # stored, and served as strict JSON: a gap in the chart plus what was there
+    assert metric_series(repo, doc["id"], "nan") == [{"step": 0, "value": None, "nonfinite": "NaN",
+                                                      "time": metric_series(repo, doc["id"], "nan")[0]["time"]}]
+    assert metric_series(repo, doc["id"], "inf")[0]["nonfinite"] == "Infinity"
+    assert metric_series(repo, doc["id"], "ninf")[0]["nonfinite"] == "-Infinity"
+    assert doc["summary"]["nan"] == "NaN" and doc["summary"]["ninf"] == "-Infinity"
+    json.loads(ok(tmp_repo.rn("runs", "show", doc["id"], "--json")).out, parse_constant=lambda c: 1 / 0)
+    folder = tmp_repo.root / ".runicorn" / "runs" / doc["id"]
+    first = json.loads((folder / "metrics.jsonl").read_text().splitlines()[0])
+    assert math.isnan(first["values"]["nan"]) and first["values"]["inf"] == math.inf  # the log keeps them
     assert [(p["step"], p["value"]) for p in metric_series(repo, doc["id"], "loss")] == [(10, 9)]
     assert [(p["step"], p["value"]) for p in metric_series(repo, doc["id"], "flag")] == [(11, 1)]
 

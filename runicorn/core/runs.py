@@ -8,6 +8,7 @@ user-level store with the same layout (`user_store()`).
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -194,6 +195,20 @@ def summary_from_metrics(folder: Path) -> dict:
 
 
 # -- read API (plain, JSON-able dicts) ---------------------------------------------------------
+NONFINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def json_safe(value):
+    """VALUE with non-finite floats as the strings "NaN", "Infinity", "-Infinity" (strict JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else NONFINITE[repr(value)]
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def list_runs(repo, *, project=None, status=None, commit=None, branch=None, tag=None, since=None,
               search=None, sort="-started_at", limit=50, offset=0) -> tuple[list[dict], int]:
     """Runs matching every given filter, sorted, one page (rows, total). `since`: epoch seconds."""
@@ -220,7 +235,8 @@ def list_runs(repo, *, project=None, status=None, commit=None, branch=None, tag=
         params.extend([f"%{search}%"] * 5)
     if sort.lstrip("-+") not in SORTABLE:
         raise UsageError(f"cannot sort by {sort!r}; choose from {', '.join(sorted(SORTABLE))} (prefix - for descending)")
-    return store.index.query(where, params, sort, max(0, int(limit)), max(0, int(offset)))
+    rows, total = store.index.query(where, params, sort, max(0, int(limit)), max(0, int(offset)))
+    return json_safe(rows), total
 
 
 def _refresh_running(store: RunStore) -> None:
@@ -234,7 +250,8 @@ def _refresh_running(store: RunStore) -> None:
 
 
 def get_run(repo, run_id: str) -> dict:
-    return refresh(store_of(repo), run_id)
+    """The full run document (crash detection applied), strict-JSON safe."""
+    return json_safe(refresh(store_of(repo), run_id))
 
 
 def run_diff(repo, run_id: str) -> str:
@@ -270,9 +287,16 @@ def metric_keys(repo, run_id: str) -> list[str]:
 
 
 def metric_series(repo, run_id: str, key: str, max_points: int = 1000, x_min=None, x_max=None) -> list[dict]:
+    """[{"step", "value", "time"}] by step; a non-finite value is None there, with "nonfinite":
+    "NaN" / "Infinity" / "-Infinity" (a chart shows a gap; strict JSON has no such numbers)."""
     store = store_of(repo)
     check_run_id(run_id)
-    return store.index.series(run_id, key, max(2, int(max_points)), x_min, x_max)
+    points = store.index.series(run_id, key, max(2, int(max_points)), x_min, x_max)
+    for p in points:
+        if not math.isfinite(p["value"]):
+            p["nonfinite"] = NONFINITE[repr(p["value"])]
+            p["value"] = None
+    return points
 
 
 def compare(docs: list[dict]) -> dict:
