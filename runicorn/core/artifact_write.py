@@ -123,8 +123,8 @@ def log_artifact(repo, artifact, aliases: list[str] | None = None, run=None, rep
     digest = content_digest(files, references)
     git_paths: list[str] = []
     with repo.lock(reporter.info):
+        aindex.sync(repo, [name])  # a bad manifest of NAME stops here, before anything is written
         git_paths += store.ensure_dir(repo.root, name)
-        aindex.sync(repo, [name])
         same = repo.index.db.execute("SELECT version FROM art_versions WHERE name = ? AND digest = ? AND deleted = 0 "
                                      "ORDER BY version DESC LIMIT 1", (name, digest)).fetchone()
         if same:
