@@ -128,13 +128,19 @@ def runs_list(project: Project = None,
         _say(quiet, "No runs match." if total == 0 else f"No runs on this page ({total} in all).")
         return
     table = Table(show_edge=False, pad_edge=False)
-    for column in ("run", "name", "project", "status", "started (UTC)", "duration", "commit", "summary"):
-        table.add_column(column)
+    table.add_column("run", no_wrap=True, min_width=22)  # ids must stay whole: users copy them
+    table.add_column("name", overflow="fold", min_width=8)
+    table.add_column("project", overflow="fold", min_width=7)
+    for column, width in (("status", 8), ("started (UTC)", 16), ("duration", 8), ("commit", 9)):
+        table.add_column(column, no_wrap=True, min_width=width)
+    wide = out.width >= 120  # the summary column only when there is room for it
+    if wide:
+        table.add_column("summary", overflow="ellipsis", no_wrap=True, max_width=out.width - 110)
     for r in rows:
         summary = ", ".join(f"{k}={_short(v)}" for k, v in list(r["summary"].items())[:3])
-        table.add_row(*map(escape, (r["run_id"], r["name"], r["project"], r["status"], _when(r["started_at"]),
-                                    _dur(r["duration"]), (r["git_commit"] or "-")[:8]
-                                    + ("*" if r["dirty"] else ""), summary)))
+        cells = (r["run_id"], r["name"], r["project"], r["status"], _when(r["started_at"])[:16], _dur(r["duration"]),
+                 (r["git_commit"] or "-")[:8] + ("*" if r["dirty"] else ""), *((summary,) if wide else ()))
+        table.add_row(*map(escape, cells))
     out.print(table)
     if total > len(rows) and not quiet:
         out.print(f"{len(rows)} of {total} runs (use --limit / --offset for more)", markup=False)
