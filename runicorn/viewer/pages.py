@@ -6,6 +6,8 @@ writes to the repository, the index or the workspace, and nothing takes the repo
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 
 from runicorn.core import history
 from runicorn.core.repo import Repo
@@ -19,6 +21,10 @@ SORTS = ("-started_at", "started_at", "-ended_at", "name", "-name", "status", "p
 CHART_POINTS = 500
 LOG_TAIL = 64 * 1024
 FILE_VIEW_LIMIT = 256 * 1024
+FINAL_STATUSES = ("finished", "failed", "crashed")
+SERIES_CACHE_SIZE = 512
+_SERIES_CACHE: OrderedDict = OrderedDict()
+_CACHE_LOCK = threading.Lock()
 
 
 def _missing(what: str) -> dict:
@@ -88,7 +94,7 @@ def run_detail(repo: Repo, run_id: str, points: int = CHART_POINTS) -> dict:
         raise PageNotFoundError("run", run_id)
     run = get_run(repo, run_id)
     keys = _call(runs_api("metric_keys"), [], repo, run_id)
-    charts = [{"key": k, "points": _series(repo, run_id, k, points)} for k in keys]
+    charts = [{"key": k, "points": _series(repo, run_id, k, points, final=_final(run))} for k in keys]
     diff = _call(runs_api("run_diff"), "", repo, run_id)
     logs = _call(runs_api("run_logs"), "", repo, run_id, tail_bytes=LOG_TAIL)
     return {"run": run, "metrics": charts, "diff": diff, "logs": logs, "files": run_files(repo, run)}
@@ -98,10 +104,30 @@ def _call(fn, default, *args, **kwargs):
     return default if fn is None else fn(*args, **kwargs)
 
 
-def _series(repo: Repo, run_id: str, key: str, points: int, x_min=None, x_max=None) -> dict:
-    """Compact columns {'step': [...], 'value': [...]} (a third of the bytes of a list of dicts)."""
+def _series(repo: Repo, run_id: str, key: str, points: int, x_min=None, x_max=None, final: bool = False) -> dict:
+    """Compact columns {'step': [...], 'value': [...]} (a third of the bytes of a list of dicts).
+
+    A run that has ended never changes, so its downsampled series are kept in a small in-memory
+    cache: the second view of a run with millions of points costs no database scan."""
+    cache_key = (str(repo.root), run_id, key, points, x_min, x_max)
+    if final:
+        with _CACHE_LOCK:
+            hit = _SERIES_CACHE.get(cache_key)
+            if hit is not None:
+                _SERIES_CACHE.move_to_end(cache_key)
+                return hit
     rows = runs_api("metric_series")(repo, run_id, key, max_points=points, x_min=x_min, x_max=x_max)
-    return {"step": [r.get("step") for r in rows], "value": [_num(r.get("value")) for r in rows]}
+    data = {"step": [r.get("step") for r in rows], "value": [_num(r.get("value")) for r in rows]}
+    if final:
+        with _CACHE_LOCK:
+            _SERIES_CACHE[cache_key] = data
+            while len(_SERIES_CACHE) > SERIES_CACHE_SIZE:
+                _SERIES_CACHE.popitem(last=False)
+    return data
+
+
+def _final(run: dict) -> bool:
+    return run.get("status") in FINAL_STATUSES
 
 
 def _num(v):
@@ -115,7 +141,8 @@ def metric(repo: Repo, run_id: str, key: str, points: int = CHART_POINTS, x_min=
         raise PageNotFoundError("metric", key)
     if key not in _call(runs_api("metric_keys"), [], repo, run_id):
         raise PageNotFoundError("metric", key)
-    return {"run": run_id, "key": key, **_series(repo, run_id, key, points, x_min, x_max)}
+    run = runs_api("get_run")(repo, run_id)
+    return {"run": run_id, "key": key, **_series(repo, run_id, key, points, x_min, x_max, final=_final(run))}
 
 
 def run_files(repo: Repo, run: dict) -> list[dict]:
@@ -150,10 +177,12 @@ def compare(repo: Repo, run_ids: list[str], points: int = CHART_POINTS) -> dict:
             if k not in keys:
                 keys.append(k)
     names = {r["id"]: r.get("name") or r["id"] for r in runs}
+    final = {r["id"]: _final(r) for r in runs}
     have = {r: set(_call(runs_api("metric_keys"), [], repo, r)) for r in run_ids}
     metrics = []
     for k in keys:
-        series = [{"run": r, "label": names.get(r, r), **_series(repo, r, k, points)} for r in run_ids if k in have[r]]
+        series = [{"run": r, "label": names.get(r, r), **_series(repo, r, k, points, final=final.get(r, False))}
+                  for r in run_ids if k in have[r]]
         metrics.append({"key": k, "series": series})
     return {"runs": runs, "metrics": metrics, "config": _table(runs, "config"), "summary": _table(runs, "summary")}
 
