@@ -105,6 +105,13 @@ def _install_hooks() -> None:
 
     sys.excepthook = hook
     atexit.register(_at_exit)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork)
+
+
+def _after_fork() -> None:
+    if run is not None:
+        run.after_fork_in_child()
 
 
 def _at_exit() -> None:

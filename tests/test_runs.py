@@ -420,3 +420,26 @@ def test_gc_keeps_run_objects(tmp_repo):
     ok(tmp_repo.rn("runs", "delete", doc["id"], "--yes"))
     ok(tmp_repo.rn("gc", "--yes"))
     assert not any((cache / o[:2] / o[2:]).exists() for o in keep)
+
+
+def test_forked_child_neither_logs_nor_finishes_the_run(tmp_repo):
+    done = script(tmp_repo, """
+        import os, sys, time, runicorn as rn
+        run = rn.init(name="parent")
+        rn.log({"loss": 1.0})
+        pid = os.fork()
+        if pid == 0:                      # a data-loader worker, say
+            rn.log({"loss": 99.0})
+            sys.exit(0)                   # runs atexit in the child
+        os.waitpid(pid, 0)
+        time.sleep(0.2)
+        doc = rn.api.get_run(run.repo, run.id)
+        print("status after child exit:", doc["status"])
+        rn.log({"loss": 2.0})
+        rn.finish()
+        """)
+    assert done.returncode == 0, done.stderr
+    assert "status after child exit: running" in done.stdout
+    doc = only_run(tmp_repo)
+    assert doc["status"] == "finished" and doc["summary"]["loss"] == 2.0
+    assert "forked child process is ignored" in done.stderr

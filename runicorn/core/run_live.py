@@ -225,6 +225,7 @@ class Run:
         self.summary = Summary(self._last)
         self._warned: set[str] = set()
         self._finished = False
+        self._pid = os.getpid()  # a forked child (a data-loader worker) must neither log nor finish
         self._on_finish: list[Callable[[], None]] = []
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -276,6 +277,9 @@ class Run:
         """Buffer DATA for STEP (default: one more than the last step). Never raises."""
         try:
             if self._finished:
+                if self._pid != os.getpid():
+                    return self._warn_once("forked", f"rn.log in a forked child process is ignored; "
+                                                     f"log from the process that called rn.init")
                 return self._warn_once("finished", f"run {self.id} is finished; rn.log ignored")
             if data.__class__ is not dict:
                 if not isinstance(data, Mapping):
@@ -473,6 +477,8 @@ class Run:
         if self._finished:
             return
         self._finished = True
+        if self._pid != os.getpid():
+            return  # a forked child exiting: the run belongs to its parent
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
@@ -498,6 +504,10 @@ class Run:
             self._safely(self._index.index.close, "index")
         for callback in self._on_finish:
             self._safely(callback, "finish")
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child the flusher thread is gone: stop logging here, leave the run to the parent."""
+        self._finished = True
 
     def fail(self, exc_type, exc, code: int = 1) -> None:
         code = 130 if exc_type is not None and issubclass(exc_type, KeyboardInterrupt) else code
