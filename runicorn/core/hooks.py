@@ -166,10 +166,11 @@ class SyncReport:
     fetched: int = 0
     not_restored: list[str] = field(default_factory=list)
     kept_local: list[str] = field(default_factory=list)  # not checked out: uncommitted workspace changes
+    artifacts: list[str] = field(default_factory=list)  # artifact versions that arrived, files fetched
 
     def to_json(self) -> dict:
         return {"changed": self.changed, "checked_out": self.checked_out, "fetched": self.fetched,
-                "not_restored": self.not_restored, "kept_local": self.kept_local}
+                "not_restored": self.not_restored, "kept_local": self.kept_local, "artifacts": self.artifacts}
 
 
 def post_checkout(repo: Repo, old: str, new: str, branch_flag: str, reporter: Reporter = NULL) -> SyncReport:
@@ -177,7 +178,10 @@ def post_checkout(repo: Repo, old: str, new: str, branch_flag: str, reporter: Re
     checkout (flag 0, e.g. `git checkout REV -- data.rn`) is left to `runicorn checkout`."""
     if branch_flag == "0":
         return SyncReport()
-    return sync(repo, _changed(repo, None if old == NULL_SHA else old, new), reporter)
+    old = None if old == NULL_SHA else old
+    report = sync(repo, _changed(repo, old, new), reporter)
+    prefetch_artifacts(repo, old, new, report, reporter)
+    return report
 
 
 def post_merge(repo: Repo, squash: str = "0", reporter: Reporter = NULL) -> SyncReport:
@@ -189,7 +193,9 @@ def post_merge(repo: Repo, squash: str = "0", reporter: Reporter = NULL) -> Sync
         old = str(repo.git.resolve("ORIG_HEAD").id)
     except RevisionError:
         old = None
-    return sync(repo, _changed(repo, old, "HEAD"), reporter)
+    report = sync(repo, _changed(repo, old, "HEAD"), reporter)
+    prefetch_artifacts(repo, old, "HEAD", report, reporter)
+    return report
 
 
 def _changed(repo: Repo, old: str | None, new: str) -> list[str]:
@@ -220,6 +226,43 @@ def sync(repo: Repo, rels: list[str], reporter: Reporter = NULL) -> SyncReport:
     if incomplete:
         _pull(repo, incomplete, report, reporter)
     return report
+
+
+def prefetch_artifacts(repo: Repo, old: str | None, new: str, report: SyncReport, reporter: Reporter) -> None:
+    """Fetch into the cache the files of the artifact versions whose manifests arrived between
+    OLD and NEW, so `use_artifact` / `artifacts download` work offline afterwards."""
+    refs = []
+    for path in repo.git.changed_files(old, new, lambda p: ARTIFACT_MANIFEST.match(p) is not None):
+        if (repo.root / path).is_file():
+            found = ARTIFACT_MANIFEST.match(path)
+            refs.append((found.group(1), int(found.group(2))))
+    if not refs or not repo.config.remotes():
+        return
+    from runicorn.core.artifact_read import load_manifest
+    from runicorn.core.remotes import open_remote
+    from runicorn.core.transfer import TransferResult, download_missing
+
+    try:
+        wanted = {f["oid"]: f"{name}:v{v}/{f['path']}" for name, v in refs for f in load_manifest(repo, name, v)["files"]}
+        todo = [(oid, where) for oid, where in wanted.items() if not repo.odb.exists(oid)]
+        if not todo:
+            return
+        store = open_remote(repo, None, 0)
+        result, new_oids = TransferResult(store.name), []
+        with repo.lock(reporter.info):
+            repo.odb.prepare()
+            download_missing(repo, store, todo, result, new_oids, lambda n=1: None)
+            fsutil.make_durable([repo.odb.path(o) for o in new_oids], repo.cache_dir)
+            repo.guard.record(new_oids)
+    except RunicornError as exc:
+        reporter.warn(f"could not fetch the files of new artifact versions ({exc.message}); "
+                      "`runicorn artifacts download` fetches them later")
+        return
+    report.fetched += result.transferred
+    report.artifacts += [f"{name}:v{v}" for name, v in refs]
+    if result.missing or result.corrupt:
+        reporter.warn(f"{len(result.missing) + len(result.corrupt)} file(s) of new artifact versions are missing "
+                      f"or corrupt on remote {store.name}")
 
 
 def _pull(repo: Repo, rels: list[str], report: SyncReport, reporter: Reporter) -> None:
