@@ -39,9 +39,7 @@ def sync(repo, names: list[str] | None = None) -> None:
     db = repo.index.db
     known = dict(db.execute("SELECT name, fingerprint FROM art_artifacts"))
     seen: set[str] = set()
-    for name, mark in store.fingerprints(repo.root):
-        if names is not None and name not in names:
-            continue
+    for name, mark in store.fingerprints(repo.root, names):
         seen.add(name)
         if known.get(name) != mark and store.NAME_RE.match(name):
             reload(repo, name, mark)
@@ -82,7 +80,7 @@ def reload(repo, name: str, mark: str | None = None) -> None:
         events = store.parse_history(store.read_limited(history_path, store.MAX_HISTORY_BYTES, rel), rel)
     state = replay(events, {v: True for v in files})
     if mark is None:
-        mark = dict(store.fingerprints(repo.root)).get(name, "")
+        mark = dict(store.fingerprints(repo.root, [name])).get(name, "")
     with repo.index.write() as w:
         _delete_rows(w, name, keep_versions=True)
         stale = [(name, v) for v in cached if v not in files or v in parsed]

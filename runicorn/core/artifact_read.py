@@ -121,12 +121,20 @@ def list_artifacts(repo, type: str | None = None, search: str | None = None) -> 
         args += [pattern, pattern]
     sql += (" WHERE " + " AND ".join(where) if where else "") + " GROUP BY a.name ORDER BY a.name"
     db = repo.index.db
-    latest_rows = {(n, v): (s, c) for n, v, s, c in db.execute("SELECT name, version, size, created_at FROM art_versions")}
     tags: dict[str, list[str]] = {}
     for name, alias, kind in db.execute("SELECT name, alias, kind FROM art_aliases ORDER BY alias"):
         tags.setdefault(name, []).append(alias)
     out = []
-    for name, kind, description, live, latest, total, count in db.execute(sql, args):
+    rows = db.execute(sql, args).fetchall()
+    latest_rows = {}
+    for i in range(0, len(rows), 500):  # the latest version's size and date, in a few indexed lookups
+        keys = [(r[0], r[4]) for r in rows[i:i + 500] if r[4] is not None]
+        if keys:
+            marks = " OR ".join(["(name = ? AND version = ?)"] * len(keys))
+            latest_rows.update({(n, v): (s, c) for n, v, s, c in db.execute(
+                f"SELECT name, version, size, created_at FROM art_versions WHERE {marks}",  # noqa: S608
+                [x for k in keys for x in k])})
+    for name, kind, description, live, latest, total, count in rows:
         size, created = latest_rows.get((name, latest), (0, None))
         out.append({"name": name, "type": kind, "description": description, "versions": live or 0,
                     "deleted_versions": count - (live or 0), "latest": latest, "size": size if latest else 0,

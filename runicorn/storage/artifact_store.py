@@ -330,18 +330,20 @@ def version_files(root: Path, name: str) -> dict[int, Path]:
     return out
 
 
-def fingerprints(root: Path) -> Iterator[tuple[str, str]]:
-    """(artifact name, stat fingerprint of its folder's files): a changed fingerprint means re-read it."""
+def fingerprints(root: Path, names: list[str] | None = None) -> Iterator[tuple[str, str]]:
+    """(artifact name, stat fingerprint of its folder's files) for every artifact folder (or NAMES):
+    a changed fingerprint means re-read it. Every file is stat'ed, so an edit in place is seen too."""
     base = root / DIR
-    if not base.is_dir():
+    if names is not None:
+        folders = [(n, str(base / n)) for n in names if (base / n).is_dir()]
+    elif base.is_dir():
+        with os.scandir(base) as it:
+            folders = [(e.name, e.path) for e in it if e.is_dir(follow_symlinks=False)]
+    else:
         return
-    with os.scandir(base) as it:
-        folders = [e for e in it if e.is_dir(follow_symlinks=False)]
-    for folder in folders:
-        parts = []
-        with os.scandir(folder.path) as it:
-            for e in it:
-                st = e.stat(follow_symlinks=False)
-                parts.append(f"{e.name}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}")
-        parts.sort()
-        yield folder.name, "|".join(parts)
+    stat = os.stat
+    for name, path in folders:
+        with os.scandir(path) as it:
+            parts = sorted(f"{e.name}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+                           for e in it for st in (stat(e.path, follow_symlinks=False),))
+        yield name, "|".join(parts)
