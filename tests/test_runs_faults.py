@@ -113,3 +113,30 @@ def test_torn_metrics_line_and_corrupt_run_document(tmp_repo):
     assert rebuilt["runs"]["skipped"] == [run_dir.name]
     gc = tmp_repo.rn("gc", "--yes")
     assert gc.code != 0 and "gc stopped before deleting anything" in gc.err
+
+
+def test_hostile_run_files_are_refused_or_skipped(tmp_repo):
+    (tmp_repo.root / "logger.py").write_text(LOGGER)
+    done = subprocess.run([sys.executable, "logger.py", "one", "5"], cwd=tmp_repo.root, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    (run_dir,) = list((tmp_repo.root / ".runicorn" / "runs").iterdir())
+    with open(run_dir / "metrics.jsonl", "a") as f:
+        f.write('{"step": "x", "time": 1, "values": {"loss": 1}}\n')
+        f.write('{"step": -3, "time": 1, "values": {"loss": 1}}\n')
+        f.write('{"step": 7, "time": 1, "values": {"loss": "text", "ok": 2}}\n')
+        f.write("[" * 100000 + "\n")
+    rebuilt = json.loads(ok(tmp_repo.rn("index", "rebuild", "--json")).out)
+    assert rebuilt["runs"]["points"] == 15 + 1  # 5 steps x 3 keys, plus the one valid value
+    doc = json.loads((run_dir / "run.json").read_text())
+    doc["git"]["diff"] = {"oid": "../../../../etc/passwd", "size": 1}
+    (run_dir / "run.json").write_text(json.dumps(doc))
+    shown = tmp_repo.rn("runs", "show", run_dir.name)
+    assert shown.code == 1 and "is not an oid" in shown.err and "root:" not in shown.out
+    (run_dir / "run.json").write_text("[" * 100000)
+    deep = tmp_repo.rn("runs", "show", run_dir.name)
+    assert deep.code == 1 and "not a valid run document" in deep.err
+    other = tmp_repo.root / ".runicorn" / "runs" / "20200101_000000_aaaaaa"
+    other.mkdir()
+    (other / "run.json").write_text(json.dumps({"id": "20200101_000000_bbbbbb", "status": "finished"}))
+    assert "not a run document for 20200101_000000_aaaaaa" in tmp_repo.rn("runs", "show", other.name).err

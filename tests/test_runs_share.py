@@ -96,3 +96,25 @@ def test_running_runs_are_not_pushed(tmp_repo, tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_pull_refuses_malformed_records_and_ignores_strange_names(tmp_repo, tmp_path):
+    store = tmp_path / "store"
+    ok(tmp_repo.rn("remote", "add", "store", str(store), "--default"))
+    (store / "runs").mkdir(parents=True)
+    oid = "ab" * 32
+    (store / "runs" / "20250101_000000_aaaaaa.json").write_text(json.dumps(
+        {"runicorn_run_record": 1, "id": "20250101_000000_bbbbbb", "files": {"run.json": oid}}))
+    (store / "runs" / "20250101_000000_cccccc.json").write_text(json.dumps(
+        {"runicorn_run_record": 1, "id": "20250101_000000_cccccc", "files": {"run.json": "../../etc/passwd"}}))
+    (store / "runs" / "20250101_000000_dddddd.json").write_text(json.dumps(
+        {"runicorn_run_record": 1, "id": "20250101_000000_dddddd", "files": {"../run.json": oid}}))
+    (store / "runs" / "..%2Fevil.json").write_text("{}")
+    (store / "runs" / "notes.txt").write_text("hello")
+    result = tmp_repo.rn("pull", "--runs", "--json")
+    assert result.code == 1 and "3 run(s) not transferred" in result.err
+    report = json.loads(result.out)["runs"]
+    assert sorted(report["failed"]) == ["20250101_000000_aaaaaa", "20250101_000000_cccccc", "20250101_000000_dddddd"]
+    assert all("malformed" in why for why in report["failed"].values())
+    runs_dir = tmp_repo.root / ".runicorn" / "runs"
+    assert not runs_dir.exists() or not list(runs_dir.iterdir())

@@ -68,8 +68,11 @@ def new_run_id(now: float | None = None) -> str:
 
 def points_of(rec: dict) -> list[tuple[str, int, float, float]]:
     """Index points of one `metrics.jsonl` record."""
-    step, when = int(rec.get("step", 0)), float(rec.get("time", 0))
-    return [(k, step, float(v), when) for k, v in rec["values"].items() if isinstance(v, (int, float))]
+    step, when = rec.get("step"), rec.get("time", 0)
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0 or not isinstance(when, (int, float)):
+        return []  # not written by Runicorn (a hand-edited or hostile log): skipped
+    return [(k, step, float(v), float(when)) for k, v in rec["values"].items()
+            if isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
 class Summary(MutableMapping):

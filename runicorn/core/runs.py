@@ -22,6 +22,7 @@ from typing import Iterator
 from runicorn.core.repo import Repo
 from runicorn.errors import RunNotFoundError, RunicornError, UsageError
 from runicorn.storage.fsutil import atomic_write
+from runicorn.storage.hashing import is_oid
 from runicorn.storage.index import Index
 from runicorn.storage.odb import ObjectDB
 from runicorn.storage.runstore import SORTABLE, RunIndex
@@ -106,7 +107,7 @@ def read_doc_at(path: Path, run_id: str) -> dict:
         raise RunNotFoundError(run_id) from None
     try:
         doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise RunicornError(f"{path} is not a valid run document ({exc}); delete the run folder or restore it") from None
     if not isinstance(doc, dict) or doc.get("id") != run_id or len(raw) > MAX_DOC_BYTES:
         raise RunicornError(f"{path} is not a run document for {run_id}; delete the run folder or restore it")
@@ -181,7 +182,7 @@ def iter_metrics(folder: Path) -> Iterator[dict]:
         for line in f:
             try:
                 rec = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if isinstance(rec, dict) and isinstance(rec.get("values"), dict):
                 yield rec
@@ -260,6 +261,9 @@ def run_diff(repo, run_id: str) -> str:
     oid = ((doc.get("git") or {}).get("diff") or {}).get("oid")
     if not oid:
         return ""
+    if not isinstance(oid, str) or not is_oid(oid):
+        raise RunicornError(f"run {run_id} names its diff {str(oid)[:80]!r}, which is not an oid; "
+                            "the run document was edited by hand: delete or restore it")
     try:
         return Path(store.odb.path(oid)).read_bytes().decode("utf-8", errors="replace")
     except FileNotFoundError:
