@@ -45,10 +45,10 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         reason = "port in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
-        raise ViewerBindError(host, port, reason) from None
+        raise ViewerBindError(f"{host}:{port}", reason) from None
     except (socket.gaierror, OverflowError) as exc:
         sock.close()
-        raise ViewerBindError(host, port, str(exc)) from None
+        raise ViewerBindError(f"{host}:{port}", str(exc)) from None
     sock.listen(128)
     sock.set_inheritable(True)
     return sock

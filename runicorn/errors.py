@@ -177,17 +177,17 @@ class VerifyError(RunicornError):
 class PageNotFoundError(RunicornError):
     """The viewer was asked for an id or path that is malformed or does not exist (HTTP 404)."""
 
-    def __init__(self, what: str, value: str):
-        shown = value if len(value) <= 80 else value[:77] + "..."
+    def __init__(self, what: str, path: str):
+        shown = path if len(path) <= 80 else path[:77] + "..."
         super().__init__(f"no {what} named {shown!r}; go back to the list and pick one that exists")
-        self.what, self.value = what, value
+        self.what, self.path = what, path
 
 
 class ViewerBindError(RunicornError):
     exit_code = EXIT_USAGE
 
-    def __init__(self, host: str, port: int, reason: str):
-        super().__init__(f"the viewer cannot listen on {host}:{port} ({reason}); "
+    def __init__(self, where: str, reason: str):
+        super().__init__(f"the viewer cannot listen on {where} ({reason}); "
                          "choose another port with `runicorn viewer --port N`")
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-NODE_W, NODE_H = 200, 44
-GAP_X, GAP_Y = 70, 18
+NODE_W, NODE_H = 180, 44
+GAP_X, GAP_Y = 56, 18
 MARGIN = 16
 SWEEPS = 4
 
