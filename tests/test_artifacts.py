@@ -318,3 +318,13 @@ def test_the_index_follows_git_checkout_of_another_branch(tmp_repo):
     tmp_repo.git("checkout", "-q", "main")
     assert [r["latest"] for r in A.list_artifacts(repo)] == [1]
     assert A.list_versions(repo, "m")[-1]["version"] == 1
+
+
+def test_the_cli_as_a_real_process(tmp_repo):
+    log(tmp_repo, "proc-model", {"w": "1"})
+    done = tmp_repo.rn_proc("artifacts", "--action", "list", "--json")
+    assert done.returncode == 0, done.stderr
+    assert [r["name"] for r in json.loads(done.stdout)] == ["proc-model"]
+    done = tmp_repo.rn_proc("artifacts", "versions", "nope")
+    assert done.returncode == 1 and done.stderr.startswith("error: artifact 'nope' does not exist (known: proc-model)")
+    assert len(done.stderr.strip().splitlines()) == 1

@@ -193,3 +193,24 @@ def test_download_cache_location_follows_the_config(tmp_repo, tmp_path, monkeypa
     monkeypatch.setenv("RUNICORN_ARTIFACTS_CACHE_DIR", str(tmp_path / "elsewhere"))
     folder = A.use_artifact(Repo(tmp_repo.root), "m").download()
     assert str(folder).startswith(str(tmp_path / "elsewhere")) and (folder / "model.pth").read_text() == "x"
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="needs a second filesystem (/dev/shm)")
+def test_download_cache_on_another_filesystem_gets_verified_copies(tmp_repo, tmp_path, monkeypatch):
+    import tempfile
+
+    log(tmp_repo.root, "m", "cross-device")
+    elsewhere = tempfile.mkdtemp(dir="/dev/shm")
+    try:
+        monkeypatch.setenv("RUNICORN_ARTIFACTS_CACHE_DIR", elsewhere)
+        folder = A.use_artifact(Repo(tmp_repo.root), "m").download()
+        assert (folder / "model.pth").read_text() == "cross-device"
+        oid = A.artifact_info(Repo(tmp_repo.root), "m")["files"][0]["oid"]
+        cached = os.path.join(elsewhere, "objects", oid[:2], oid[2:])
+        assert os.stat(cached).st_dev != os.stat(Repo(tmp_repo.root).odb.path(oid)).st_dev
+        assert not os.access(folder / "model.pth", os.W_OK) or os.geteuid() == 0
+        assert os.stat(folder / "model.pth").st_mode & 0o222 == 0  # read-only link of the cached object
+    finally:
+        import shutil
+
+        shutil.rmtree(elsewhere, ignore_errors=True)

@@ -145,3 +145,26 @@ def test_long_chains_are_walked_to_the_requested_depth(tmp_repo):
     deep = A.lineage(repo, "chain:v50", down=False, depth=200)
     assert len(deep["edges"]) == 99
     assert render(deep, "text").count("→") == 99
+
+
+def test_tracked_data_a_run_saw_is_an_input_of_what_it_logged(tmp_repo):
+    tmp_repo.gen({"data": {"train.csv": "x,y\n1,2\n"}, "model.pth": "w"})
+    ok(tmp_repo.rn("add", "data"))
+    tmp_repo.commit("track data")
+    oid = __import__("yaml").safe_load((tmp_repo.root / "data.rn").read_text())["oid"]
+    script = tmp_repo.root / "train.py"
+    script.write_text(textwrap.dedent("""
+        import runicorn as rn
+        run = rn.init(name="fit")
+        model = rn.Artifact("fitted", type="model")
+        model.add_file("model.pth")
+        run.log_artifact(model)
+        rn.finish()
+        """))
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_repo.root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    info = A.artifact_info(Repo(tmp_repo.root), "fitted")
+    assert {"data": "data", "oid": oid} in info["inputs"]
+    graph = json.loads(ok(tmp_repo.rn("artifacts", "lineage", "fitted", "--up", "--json")).out)
+    data_nodes = [n for n in graph["nodes"] if n["kind"] == "data"]
+    assert [n["id"] for n in data_nodes] == [f"data:data@{oid[:12]}"] and data_nodes[0]["path"] == "data"
