@@ -214,3 +214,48 @@ def test_download_cache_on_another_filesystem_gets_verified_copies(tmp_repo, tmp
         import shutil
 
         shutil.rmtree(elsewhere, ignore_errors=True)
+
+
+READER = """
+import sys, time
+from pathlib import Path
+from runicorn.core import artifacts as A
+from runicorn.core.repo import Repo
+root, stop = Path(sys.argv[1]), Path(sys.argv[2])
+reads = 0
+while not stop.exists():
+    A.list_artifacts(Repo(root))
+    A.lineage(Repo(root), "shared") if (root / ".runicorn/artifacts/shared/v1.yaml").exists() else None
+    reads += 1
+print(reads)
+"""
+
+WRITER = """
+import sys
+from pathlib import Path
+from runicorn.core import artifacts as A
+from runicorn.core.repo import Repo
+root, tag = Path(sys.argv[1]), sys.argv[2]
+for i in range(5):
+    src = root.parent / f"w-{tag}-{i}.bin"
+    src.write_text(f"{tag} {i}")
+    art = A.Artifact("shared", type="model")
+    art.add_file(src, name="model.pth")
+    A.log_artifact(Repo(root), art)
+"""
+
+
+def test_readers_and_writers_at_once_never_fail_and_lose_nothing(tmp_repo, tmp_path):
+    (tmp_path / "reader.py").write_text(READER)
+    (tmp_path / "writer.py").write_text(WRITER)
+    stop = tmp_path / "stop"
+    readers = [subprocess.Popen([sys.executable, str(tmp_path / "reader.py"), str(tmp_repo.root), str(stop)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    writers = [subprocess.Popen([sys.executable, str(tmp_path / "writer.py"), str(tmp_repo.root), tag],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for tag in ("a", "b")]
+    results = [w.communicate(timeout=120) for w in writers]
+    stop.touch()
+    results += [r.communicate(timeout=60) for r in readers]
+    assert all(p.returncode == 0 for p in writers + readers), results
+    assert all(int(out) > 0 for out, _ in results[2:])
+    assert versions(tmp_repo.root, "shared") == list(range(1, 11))

@@ -83,7 +83,8 @@ def reload(repo, name: str, mark: str | None = None) -> None:
         mark = dict(store.fingerprints(repo.root, [name])).get(name, "")
     with repo.index.write() as w:
         _delete_rows(w, name, keep_versions=True)
-        stale = [(name, v) for v in cached if v not in files or v in parsed]
+        # every parsed version is replaced even if another process inserted it meanwhile
+        stale = [(name, v) for v in sorted(set(parsed) | {v for v in cached if v not in files})]
         w.executemany("DELETE FROM art_versions WHERE name = ? AND version = ?", stale)
         w.executemany("DELETE FROM art_objects WHERE name = ? AND version = ?", stale)
         w.executemany("DELETE FROM art_edges WHERE origin = ?", [(f"manifest:{n}:v{v}",) for n, v in stale])
