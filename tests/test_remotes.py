@@ -595,6 +595,36 @@ def test_server_killed_mid_transfer_fails_with_one_line_and_rerun_completes(tmp_
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
+def test_upload_interrupted_mid_stream_leaves_nothing_under_the_final_name(tmp_repo, remote):
+    """Ctrl-C (or any error) in the middle of one object's upload: the partial bytes must never be
+    committed under the object's name. On S3 closing the half-written file would complete the
+    multipart upload with what was sent so far; it must be aborted instead."""
+    from runicorn.core.remotes import open_remote
+    from runicorn.core.repo import Repo
+
+    remote.configure(tmp_repo)
+    big = random.Random(7).randbytes(12 << 20)  # more than s3fs's 5 MiB part: a multipart upload
+    track(tmp_repo, {"big.bin": big})
+    oid = hashlib.sha256(big).hexdigest()
+    repo = Repo(tmp_repo.root)
+    store = open_remote(repo)
+    sent = []
+
+    def interrupt_after_8_mib(n: int) -> None:
+        sent.append(n)
+        if sum(sent) >= 8 << 20:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        store.upload(repo.odb, oid, on_bytes=interrupt_after_8_mib)
+    remote.reconnect()
+    assert oid not in remote.objects(), "a partial upload appeared under the object's final name"
+    assert remote.mismatched() == []
+    assert store.upload(repo.odb, oid) == len(big), "the same store could not upload after the interruption"
+    remote.reconnect()
+    assert remote.read(oid) == big
+
+
 def test_same_process_recovers_after_a_server_restart(tmp_repo, remote):
     """A long-lived process (SDK, hooks, a notebook) pushes, the server restarts, it pushes again."""
     if remote.kind == "local":

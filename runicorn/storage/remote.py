@@ -16,9 +16,10 @@ import re
 import secrets
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 from urllib.parse import unquote, urlsplit
 
 from runicorn.errors import ConfigError, RemoteError
@@ -245,7 +246,7 @@ class ObjectStore:
             if on_bytes:
                 on_bytes(os.path.getsize(remote))
             return
-        with open(local, "rb") as fin, self.fs.open(remote, "wb") as fout:
+        with open(local, "rb") as fin, _remote_file(self.fs, remote, "wb") as fout:
             while chunk := fin.read(BUFSIZE):
                 fout.write(chunk)
                 if on_bytes:
@@ -254,8 +255,8 @@ class ObjectStore:
     def download(self, odb: ObjectDB, oid: str, on_bytes=None) -> tuple[str, bool]:
         """Fetch OID into the cache, re-hashed on the way; returns (actual oid, stored)."""
         def fetch():
-            opener = open if self.loc.scheme == "local" else self.fs.open
-            with opener(self.path(oid), "rb") as fin:
+            with (open(self.path(oid), "rb") if self.loc.scheme == "local"
+                  else _remote_file(self.fs, self.path(oid), "rb")) as fin:
                 return odb.put_stream(fin, expected_oid=oid, on_bytes=on_bytes)
 
         return self.retry(f"downloading {oid[:12]}", fetch)
@@ -264,7 +265,7 @@ class ObjectStore:
         """Re-hash one remote object without storing it (verify --remote)."""
         def run():
             digest = hashlib.sha256()
-            with self.fs.open(self.path(oid), "rb") as fin:
+            with _remote_file(self.fs, self.path(oid), "rb") as fin:
                 while chunk := fin.read(BUFSIZE):
                     digest.update(chunk)
             return digest.hexdigest()
@@ -282,7 +283,7 @@ class ObjectStore:
     def is_manifest(self, oid: str) -> bool:
         """True when the remote object OID is a folder manifest (reads its first bytes only)."""
         def head() -> bytes:
-            with self.fs.open(self.path(oid), "rb") as f:
+            with _remote_file(self.fs, self.path(oid), "rb") as f:
                 return f.read(len(MANIFEST_HEAD))
 
         return self.retry(f"reading {oid[:12]}", head) == MANIFEST_HEAD
@@ -297,6 +298,43 @@ class ObjectStore:
         except Exception as exc:  # noqa: BLE001 — filtered: only I/O and back-end errors are swallowed
             if not (isinstance(exc, (OSError, ValueError)) or _from_backend(exc)):
                 raise
+
+
+@contextmanager
+def _remote_file(fs, path: str, mode: str) -> Iterator[Any]:
+    """fs.open(PATH, MODE), closed for good even when the connection died under it.
+
+    A remote file whose close failed stays open, and the garbage collector retries the close at
+    interpreter exit, when fsspec's event loop no longer runs: the process would hang there forever
+    (seen with sshfs after the server was killed mid-upload). So a failed close marks it closed.
+    A write that failed is discarded, never closed: closing an S3 file commits what it holds, and
+    that would put a partial object under its final name."""
+    f = fs.open(path, mode)
+    try:
+        yield f
+    except BaseException:
+        _abandon(f, discard="w" in mode)
+        raise
+    try:
+        f.close()
+    except BaseException:
+        _abandon(f, discard=False)
+        raise
+
+
+def _abandon(f, discard: bool) -> None:
+    try:
+        if discard and hasattr(f, "discard"):
+            f.discard()  # s3fs: abort the multipart upload; nothing reaches the final name
+        else:
+            f.close()  # sshfs writes under a temporary name, removed after the failure
+    except Exception:  # noqa: BLE001 — the transfer already failed with the error that matters
+        pass
+    for attr in ("_closed", "closed"):  # sshfs's SSHFile / fsspec's AbstractBufferedFile
+        try:
+            setattr(f, attr, True)
+        except AttributeError:
+            pass
 
 
 def open_store(name: str, options: dict[str, Any], repo_root: Path | None, jobs: int = 0) -> ObjectStore:
