@@ -12,7 +12,8 @@ import threading
 import traceback
 from pathlib import Path
 
-from runicorn.core import run_live
+from runicorn.core import run_live, run_start
+from runicorn.core.runs import LOGS
 from runicorn.core.run_live import ENV_CAPTURED, ENV_RUN_DIR, Run, RunicornWarning, warn
 
 __all__ = ["init", "log", "finish", "save", "Run", "RunicornWarning", "use_artifact", "log_artifact", "run"]
@@ -65,9 +66,9 @@ def init(project: str | None = None, name: str | None = None, config=None, tags=
             finish()
         joined = os.environ.get(ENV_RUN_DIR)
         if joined:
-            new = run_live.join(Path(joined), project=project, name=name, config=config, tags=tags, notes=notes)
+            new = run_start.join(Path(joined), project=project, name=name, config=config, tags=tags, notes=notes)
         else:
-            new = run_live.start(project=project, name=name, config=config, tags=tags, notes=notes)
+            new = run_start.start(project=project, name=name, config=config, tags=tags, notes=notes)
         if capture_output and not os.environ.get(ENV_CAPTURED):
             _tee(new)
         _install_hooks()
@@ -76,7 +77,7 @@ def init(project: str | None = None, name: str | None = None, config=None, tags=
 
 
 def _tee(new: Run) -> None:
-    log = open(new.dir / run_live.LOGS, "a", encoding="utf-8", errors="replace", buffering=1)
+    log = open(new.dir / LOGS, "a", encoding="utf-8", errors="replace", buffering=1)
     old_out, old_err = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = _Tee(old_out, log), _Tee(old_err, log)
 

@@ -13,7 +13,8 @@ import subprocess
 import threading
 from typing import Callable
 
-from runicorn.core import run_live
+from runicorn.core import run_live, run_start
+from runicorn.core.runs import LOGS
 from runicorn.core.run_live import ENV_CAPTURED, ENV_RUN_DIR, Run
 from runicorn.errors import UsageError
 
@@ -35,7 +36,7 @@ def run_command(cmd: list[str], out: Writer, err: Writer, name: str | None = Non
                 tags: list[str] | None = None, on_start: Callable[[Run], None] | None = None) -> tuple[Run, int]:
     """Run CMD as a tracked run; returns (run, exit code). Nothing is created when CMD cannot start."""
     check_command(cmd)
-    run = run_live.start(project=project, name=name, tags=tags, argv=cmd)
+    run = run_start.start(project=project, name=name, tags=tags, argv=cmd)
     env = {**os.environ, ENV_RUN_DIR: str(run.dir), ENV_CAPTURED: "1", "PYTHONUNBUFFERED": "1"}
     try:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
@@ -44,7 +45,7 @@ def run_command(cmd: list[str], out: Writer, err: Writer, name: str | None = Non
         raise UsageError(f"cannot start {cmd[0]}: {exc.strerror or exc}; check the command") from None
     if on_start:
         on_start(run)
-    log = open(run.dir / run_live.LOGS, "ab")
+    log = open(run.dir / LOGS, "ab")
     lock = threading.Lock()
     pumps = [threading.Thread(target=_pump, args=(proc.stdout, out, log, lock), daemon=True),
              threading.Thread(target=_pump, args=(proc.stderr, err, log, lock), daemon=True)]
