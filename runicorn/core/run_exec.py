@@ -13,7 +13,7 @@ import subprocess
 import threading
 from typing import Callable
 
-from runicorn.core import run_live, run_start
+from runicorn.core import run_start
 from runicorn.core.runs import LOGS
 from runicorn.core.run_live import ENV_CAPTURED, ENV_RUN_DIR, Run
 from runicorn.errors import UsageError
