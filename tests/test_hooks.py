@@ -329,3 +329,46 @@ def test_pre_commit_style_variables_drive_post_checkout(team):
     assert done.returncode == 0, done.stderr
     assert yaml.safe_load(done.stdout)["checked_out"] == ["data"]
     assert (a.root / "data" / "a.csv").read_text() == "a\n"
+
+
+def test_pre_push_accepts_data_the_remote_already_has_and_completes_the_merged_manifest(team):
+    """B merges A's pushed branch without fetching its files (no post-merge hook): B's cache lacks
+    A's new file, the remote has it. The push goes through, and the merged manifest B made
+    reaches the remote (push alone would hold it back)."""
+    a, store = team["a"], team["store"]
+    b = clone(team, "b")
+    ok(b.rn("pull"))
+    (b.root / ".git" / "hooks" / "post-merge").unlink()
+    a.git("checkout", "-q", "-b", "feat")
+    (a.root / "data" / "b.csv").unlink()
+    (a.root / "data" / "b.csv").write_text("b from A\n")
+    ok(a.rn("add", "data"))
+    a.commit("A: b")
+    assert run_git(a.root, "push", "-q", "origin", "feat").returncode == 0
+    (b.root / "data" / "a.csv").unlink()
+    (b.root / "data" / "a.csv").write_text("a from B\n")
+    ok(b.rn("add", "data"))
+    b.commit("B: a")
+    b.git("fetch", "-q", "origin")
+    assert run_git(b.root, "merge", "-q", "origin/feat", "-m", "merge").returncode == 0
+    merged = yaml.safe_load((b.root / "data.rn").read_text())["oid"]
+    assert merged not in objects_in(store)
+    pushed = run_git(b.root, "push", "origin", "HEAD:main")
+    assert pushed.returncode == 0, pushed.stderr
+    assert merged in objects_in(store)
+    c = clone(team, "c", hooks_on=False)
+    ok(c.rn("pull"))
+    assert (c.root / "data" / "a.csv").read_text() == "a from B\n" and (c.root / "data" / "b.csv").read_text() == "b from A\n"
+
+
+def test_pre_push_checks_only_what_the_pushed_commits_introduce(team):
+    """Data named by older commits (already on the git remote) is not this push's business, even
+    when this clone lacks it."""
+    b = clone(team, "b")  # no pull: data/ and model.pth are not in B's cache
+    b.gen({"notes.txt": "n"})
+    b.commit("notes")
+    import shutil
+
+    shutil.rmtree(team["store"])  # and not on the remote either: still not what this push introduces
+    pushed = run_git(b.root, "push", "origin", "main")
+    assert pushed.returncode == 0, pushed.stderr

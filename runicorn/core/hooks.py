@@ -322,7 +322,7 @@ def pushed_pointers(repo: Repo, git_remote: str, ref_lines: list[str]) -> tuple[
         for c in repo.git.commits_between(parts[1], [parts[3]], f"refs/remotes/{git_remote}/"):
             commits[c.id] = c
     targets, artifacts = {}, set()
-    for sha, path, data in repo.git.files_in_commits(list(commits.values()), _pushed_or_manifest):
+    for sha, path, data in repo.git.introduced_files(list(commits.values()), _pushed_or_manifest):
         found = ARTIFACT_MANIFEST.match(path)
         if found:
             artifacts.add(f"{found.group(1)}:v{found.group(2)}")
@@ -344,15 +344,46 @@ def pre_push(repo: Repo, git_remote: str, ref_lines: list[str], reporter: Report
         reporter.warn("no Runicorn remote is configured, so the data of the pushed commits stays on this "
                       "machine; add one with `runicorn remote add NAME URL --default`")
         return report
-    missing: set[str] = set()
+    missing: dict[str, str] = {}
     for result in ([push_targets(repo, targets, reporter=reporter)] if targets else []) + _push_artifacts(repo, artifacts, reporter):
         report.remote = result.remote
         report.transferred += result.transferred
         report.already += result.already
-        missing |= {w for ws in result.missing.values() for w in ws}
-    if missing:
-        raise UnpushedDataError(sorted(missing), report.remote)
+        missing.update({oid: ws[0] for oid, ws in result.missing.items()})
+    if missing:  # not in this cache: fine if the remote has them already (pushed from another clone)
+        from runicorn.core.remotes import open_remote
+        from runicorn.core.transfer import present_on_remote
+
+        store = open_remote(repo, None, 0)
+        absent = set(missing) - present_on_remote(store, set(missing))
+        if absent:
+            raise UnpushedDataError(sorted({missing[o] for o in absent}), report.remote)
+        report.transferred += _complete_manifests(repo, store, targets)
     return report
+
+
+def _complete_manifests(repo: Repo, store, targets: list) -> int:
+    """Upload the local manifests `push` held back because an object under them was not in this
+    cache (now known to be on the remote), deepest first: a tree lands after everything under it."""
+    from runicorn.core.transfer import present_on_remote
+
+    depth: dict[str, int] = {}
+
+    def walk(oid: str, level: int) -> None:
+        if oid in depth or not repo.odb.exists(oid):
+            return
+        depth[oid] = level
+        for entry in repo.trees.load(oid).values():
+            if entry.kind == "dir":
+                walk(entry.oid, level + 1)
+
+    for _, p, _ in targets:
+        if p.kind == "dir":
+            walk(p.oid, 0)
+    todo = set(depth) - present_on_remote(store, set(depth))
+    for oid in sorted(todo, key=lambda o: -depth[o]):
+        store.upload(repo.odb, oid)
+    return len(todo)
 
 
 def _push_artifacts(repo: Repo, refs: list[str], reporter: Reporter) -> list:

@@ -200,6 +200,29 @@ class GitRepo:
                 continue
         return list(walker)
 
+    def introduced_files(self, commits: Iterable, match: Callable[[str], bool]) -> Iterator[tuple[str, str, bytes]]:
+        """(commit sha, path, bytes) of the matching blobs each commit introduces: present in it and
+        different from every parent (a root commit introduces all of its files), as git-lfs scans
+        a push. Each blob is yielded once."""
+        seen: set = set()
+        for commit in commits:
+            if not commit.parents:
+                found = {path: None for path, _ in self._walk_tree(commit.tree, "", match, seen=None)}
+            else:
+                found = None
+                for parent in commit.parents:
+                    paths = {d.new_file.path for d in parent.tree.diff_to_tree(commit.tree).deltas
+                             if d.new_file.path and match(d.new_file.path)}
+                    found = paths if found is None else found & paths
+            for path in sorted(found or ()):
+                try:
+                    entry = commit.tree[path]
+                except KeyError:
+                    continue  # deleted by this commit
+                if entry.type == pygit2.GIT_OBJECT_BLOB and entry.id not in seen:
+                    seen.add(entry.id)
+                    yield str(commit.id), path, self.repo[entry.id].data
+
     def index_files(self, match: Callable[[str], bool]) -> Iterator[tuple[str, bytes]]:
         index = self.repo.index
         index.read()

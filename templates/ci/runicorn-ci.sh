@@ -27,12 +27,6 @@ STATE=".runicorn/tmp/ci-run-id"  # the run id of `train`, for later steps
 say() { printf 'runicorn-ci: %s\n' "$*" >&2; }
 rn() { say "runicorn $*"; "${RN[@]}" "$@"; }
 
-pull_paths() {
-    local -a paths=()
-    if [ -n "${RUNICORN_CI_PULL:-}" ]; then read -r -a paths <<< "$RUNICORN_CI_PULL"; fi
-    printf '%s\n' "${paths[@]+"${paths[@]}"}"
-}
-
 step_setup() {
     "${RN[@]}" --version
     if [ -n "${RUNICORN_CACHE_DIR:-}" ]; then
@@ -47,8 +41,8 @@ step_setup() {
 }
 
 step_pull() {
-    local -a paths
-    mapfile -t paths < <(pull_paths)
+    local -a paths=()
+    if [ -n "${RUNICORN_CI_PULL:-}" ]; then read -r -a paths <<< "$RUNICORN_CI_PULL"; fi
     rn pull "${paths[@]+"${paths[@]}"}"
     rn verify "${paths[@]+"${paths[@]}"}"                 # every byte re-hashed: exit 5 on a bad object
     rn status --exit-code "${paths[@]+"${paths[@]}"}"     # exit 1 when the workspace differs
@@ -81,9 +75,22 @@ print(f"runicorn-ci: logged {sys.argv[2]}:v{int(log_artifact(Repo.find(), artifa
 EOF
 }
 
+new_artifact_versions() {
+    # NAME:vN of the manifests this job added: untracked, or added since the upstream branch
+    local base
+    base="$(git rev-parse -q --verify '@{upstream}' 2>/dev/null || git rev-parse -q --verify HEAD 2>/dev/null || true)"
+    { git ls-files --others --exclude-standard -- .runicorn/artifacts
+      if [ -n "$base" ]; then git diff --name-only --diff-filter=A "$base" -- .runicorn/artifacts; fi
+    } | sed -nE 's#^\.runicorn/artifacts/([^/]+)/v([0-9]+)\.yaml$#\1:v\2#p' | sort -u
+}
+
 step_push() {
     rn push --runs                  # data and finished runs
-    rn artifacts push               # the files of artifact versions
+    local -a refs
+    mapfile -t refs < <(new_artifact_versions)
+    if [ "${#refs[@]}" -gt 0 ]; then
+        rn artifacts push "${refs[@]}"   # the files of the artifact versions this job logged
+    fi
 }
 
 step_export() {
