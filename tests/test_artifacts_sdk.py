@@ -135,3 +135,25 @@ def test_versioning_with_module_level_calls(tmp_repo):
         rn.finish()
         """)
     assert "VERSIONS 2 1" in out
+
+
+def test_the_demo_chapter_evaluates_aliases_promotes_and_shows_lineage(tmp_repo):
+    from runicorn.core.artifact_demo import registry_story
+    from runicorn.core.repo import Repo
+
+    tmp_repo.gen({"models": {"model.pth": "demo weights"}})
+    script(tmp_repo, """
+        import runicorn as rn
+        with rn.init(project="demo", name="train") as run:
+            model = rn.Artifact("demo-model", type="model", metadata={"accuracy": 0.98})
+            model.add_file("models/model.pth")
+            rn.log_artifact(model)
+        """)
+    lines: list[str] = []
+    result = registry_story(Repo(tmp_repo.root), lines.append)
+    text = "\n".join(lines)
+    assert result == {"version": 1, "edges": 2}
+    assert "evaluated demo-model:v1" in text and "demo-model:v1 → evaluate (run " in text
+    assert "train (run " in text and "→ demo-model:v1" in text
+    info = json.loads(ok(tmp_repo.rn("artifacts", "info", "demo-model:production", "--json")).out)
+    assert info["stage"] == "production" and "best" in info["aliases"]
