@@ -443,3 +443,18 @@ def test_forked_child_neither_logs_nor_finishes_the_run(tmp_repo):
     doc = only_run(tmp_repo)
     assert doc["status"] == "finished" and doc["summary"]["loss"] == 2.0
     assert "forked child process is ignored" in done.stderr
+
+
+def test_git_repository_without_runicorn_uses_the_user_store_with_git_state(tmp_path):
+    root = tmp_path / "plain-git"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "trunk")
+    (root / "t.py").write_text("import runicorn as rn\nrn.init()\nrn.finish()\n")
+    done = subprocess.run([sys.executable, "t.py"], cwd=root, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "not in a Runicorn repository" in done.stderr and "runicorn init" in done.stderr
+    (run_dir,) = list((Path(os.environ["HOME"]) / ".local" / "share" / "runicorn" / "runs").iterdir())
+    doc = json.loads((run_dir / "run.json").read_text())
+    assert doc["git"]["branch"] == "trunk" and doc["git"]["commit"] is None
+    assert "+rn.init()" in (run_dir.parent.parent / "cache" / "objects" / doc["git"]["diff"]["oid"][:2]
+                            / doc["git"]["diff"]["oid"][2:]).read_text()

@@ -140,3 +140,35 @@ def test_hostile_run_files_are_refused_or_skipped(tmp_repo):
     other.mkdir()
     (other / "run.json").write_text(json.dumps({"id": "20200101_000000_bbbbbb", "status": "finished"}))
     assert "not a run document for 20200101_000000_aaaaaa" in tmp_repo.rn("runs", "show", other.name).err
+
+
+def test_ctrl_c_on_runicorn_run_reaches_the_command_and_fails_the_run(tmp_repo):
+    (tmp_repo.root / "sleepy.py").write_text("import time\nprint('go', flush=True)\ntime.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-m", "runicorn", "run", "--name", "sig", "--", sys.executable,
+                             "sleepy.py"], cwd=tmp_repo.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "go"
+    proc.send_signal(signal.SIGINT)  # to runicorn only: it passes the interrupt on
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "KeyboardInterrupt" in err
+    (row,) = json.loads(ok(tmp_repo.rn("runs", "list", "--json")).out)["runs"]
+    assert (row["name"], row["status"], row["exit_code"]) == ("sig", "failed", 130)
+
+
+def test_heartbeat_decides_for_runs_of_another_host(tmp_repo):
+    (tmp_repo.root / "logger.py").write_text(LOGGER)
+    done = subprocess.run([sys.executable, "logger.py", "remote-host", "3"], cwd=tmp_repo.root,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    (run_dir,) = list((tmp_repo.root / ".runicorn" / "runs").iterdir())
+    doc = json.loads((run_dir / "run.json").read_text())
+    doc.update(status="running", ended_at=None, exit_code=None)
+    doc["owner"] = {"host": "a-gpu-node-elsewhere", "pid": 1, "pid_start": "1"}  # seen on a shared filesystem
+    (run_dir / "run.json").write_text(json.dumps(doc))
+    ok(tmp_repo.rn("index", "rebuild"))
+    os.utime(run_dir / "heartbeat")  # alive a moment ago
+    assert json.loads(ok(tmp_repo.rn("runs", "show", run_dir.name, "--json")).out)["status"] == "running"
+    stale = time.time() - 600
+    os.utime(run_dir / "heartbeat", (stale, stale))
+    shown = json.loads(ok(tmp_repo.rn("runs", "show", run_dir.name, "--json")).out)
+    assert shown["status"] == "crashed" and abs(shown["ended_at"] - stale) < 1
