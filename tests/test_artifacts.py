@@ -328,3 +328,17 @@ def test_the_cli_as_a_real_process(tmp_repo):
     done = tmp_repo.rn_proc("artifacts", "versions", "nope")
     assert done.returncode == 1 and done.stderr.startswith("error: artifact 'nope' does not exist (known: proc-model)")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_logged_artifact_reads_back_and_the_seeds_cache_object_works(tmp_repo):
+    tmp_repo.gen({"model.pth": "abc"})
+    art = A.Artifact("sample-model", type="model", metadata={"accuracy": 0.92})
+    with pytest.raises(ArtifactNameError, match="not been logged yet"):
+        art.verify()
+    art.add_file(tmp_repo.root / "model.pth")
+    A.log_artifact(Repo(tmp_repo.root), art)
+    assert art.verify() and art.get_metadata().metadata == {"accuracy": 0.92}
+    assert art.get_manifest().total_files == 1 and art.get_path("model.pth").read_text() == "abc"
+    cache = A.ArtifactCache()
+    assert [e["name"] for e in cache.list()] == ["sample-model"]
+    assert cache.cleanup(max_size_gb=0.0, max_age_days=7)["evicted"] and cache.list() == []

@@ -245,6 +245,23 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
+class ArtifactCache:
+    """The download cache as an object (the seed's `ArtifactCache().list()` / `.cleanup(...)`)."""
+
+    def __init__(self, root=None):
+        self._cache = DownloadCache(Path(root) if root is not None else default_dir())
+
+    @property
+    def root(self) -> Path:
+        return self._cache.root
+
+    def list(self) -> list[dict]:
+        return self._cache.listing()
+
+    def cleanup(self, max_size_gb: float = 10.0, max_age_days: float = 30, dry_run: bool = False) -> dict:
+        return self._cache.cleanup(int(max_size_gb * 1e9), max_age_days * 86400.0, dry_run)
+
+
 def cache_list(config: Config | None = None) -> list[dict]:
     return DownloadCache(default_dir(config)).listing()
 

@@ -147,7 +147,7 @@ def log_artifact(repo, artifact, aliases: list[str] | None = None, run=None, rep
         aindex.reload(repo, name)
     repo.autostage(sorted(set(git_paths)))
     result = Version(version, name, digest, created)
-    artifact.version = result
+    artifact.version, artifact._repo = result, repo
     artifact.new_objects, artifact.new_bytes = len(new_oids), added
     if run is not None and hasattr(run, "note_artifact_logged"):
         run.note_artifact_logged(name, int(version), digest)

@@ -17,6 +17,7 @@ from typing import Iterable
 from runicorn.core import artifact_index as aindex
 from runicorn.core.artifact_read import (artifact_diff, artifact_info, artifact_stats, list_artifacts,  # noqa: F401
                                          list_versions, load_manifest, registry_at, resolve)
+from runicorn.core.artifact_cache import ArtifactCache  # noqa: F401
 from runicorn.core.artifact_lineage import lineage  # noqa: F401
 from runicorn.core.artifact_transfer import push_artifacts  # noqa: F401
 from runicorn.core.artifact_use import ArtifactHandle, use_artifact  # noqa: F401
@@ -122,6 +123,27 @@ class Artifact:
             if tag not in self.tags:
                 self.tags.append(tag)
 
+    # -- after logging: the same reads as the handle use_artifact returns ----------------------------
+    def _handle(self) -> ArtifactHandle:
+        if self.version is None or getattr(self, "_repo", None) is None:
+            raise ArtifactNameError(f"{self.name} has not been logged yet; call run.log_artifact(artifact) first")
+        return ArtifactHandle(self._repo, load_manifest(self._repo, self.name, int(self.version)))
+
+    def download(self, target_dir=None, remote: str | None = None):
+        return self._handle().download(target_dir, remote)
+
+    def get_path(self, name: str):
+        return self._handle().get_path(name)
+
+    def verify(self, raise_error: bool = False) -> bool:
+        return self._handle().verify(raise_error)
+
+    def get_metadata(self):
+        return self._handle().get_metadata()
+
+    def get_manifest(self):
+        return self._handle().get_manifest()
+
     def __repr__(self) -> str:
         return f"Artifact({self.name!r}, type={self.type!r}, files={len(self.entries)}, references={len(self.references)})"
 
@@ -177,7 +199,7 @@ def rebuild_index(repo) -> dict:
     return aindex.rebuild(repo, documents)
 
 
-__all__ = ["Artifact", "ArtifactHandle", "Version", "TYPES", "log_artifact", "use_artifact", "list_artifacts",
+__all__ = ["Artifact", "ArtifactHandle", "ArtifactCache", "Version", "TYPES", "log_artifact", "use_artifact", "list_artifacts",
            "list_versions", "artifact_info", "artifact_stats", "artifact_diff", "lineage", "rebuild_index",
            "resolve", "load_manifest", "registry_at", "push_artifacts", "set_alias", "remove_alias", "set_stage", "delete_version",
            "restore_version"]
