@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import sqlite3
 import sys
 import threading
 import traceback
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from runicorn.core import run_live, run_start
 from runicorn.core.runs import LOGS
+from runicorn.errors import DiskFullError
 from runicorn.core.run_live import ENV_CAPTURED, ENV_RUN_DIR, Run, RunicornWarning, warn
 
 __all__ = ["init", "log", "finish", "save", "Run", "RunicornWarning", "use_artifact", "log_artifact", "run"]
@@ -65,15 +67,76 @@ def init(project: str | None = None, name: str | None = None, config=None, tags=
             warn(f"rn.init called while run {run.id} is active; finishing it first")
             finish()
         joined = os.environ.get(ENV_RUN_DIR)
-        if joined:
-            new = run_start.join(Path(joined), project=project, name=name, config=config, tags=tags, notes=notes)
-        else:
-            new = run_start.start(project=project, name=name, config=config, tags=tags, notes=notes)
+        try:
+            if joined:
+                new = run_start.join(Path(joined), project=project, name=name, config=config, tags=tags,
+                                     notes=notes)
+            else:
+                new = run_start.start(project=project, name=name, config=config, tags=tags, notes=notes)
+        except (OSError, sqlite3.Error, DiskFullError) as exc:  # the disk, not the user: training goes on
+            warn(f"this run is not recorded: {getattr(exc, 'message', None) or exc}; fix the cause and rerun "
+                 "to record it")
+            run = _NullRun()
+            return run
         if capture_output and not os.environ.get(ENV_CAPTURED):
             _tee(new)
         _install_hooks()
         run = new
         return new
+
+
+class _NullRun:
+    """What rn.init returns when the run cannot be recorded at all: every call is a cheap no-op."""
+
+    id = dir = repo = git_commit = None
+    project = name = ""
+    status = "not recorded"
+
+    def __init__(self):
+        self._finished = False
+        self.summary: dict = {}
+        self.config: dict = {}
+
+    def log(self, data, step=None) -> None:
+        pass
+
+    def save(self, pattern, base_path=None) -> list:
+        return []
+
+    def finish(self, exit_code: int = 0, status=None, failure=None) -> None:
+        self._finished = True
+
+    def fail(self, exc_type, exc, code: int = 1) -> None:
+        self._finished = True
+
+    def after_fork_in_child(self) -> None:
+        self._finished = True
+
+    def note_artifact_used(self, name, version, digest) -> None:
+        pass
+
+    note_artifact_logged = note_artifact_used
+
+    def lineage_inputs(self) -> list:
+        return []
+
+    def log_artifact(self, artifact, aliases=None):
+        from runicorn.core import artifacts
+        from runicorn.core.repo import Repo
+
+        return artifacts.log_artifact(Repo.find(), artifact, aliases=aliases, run=None)
+
+    def use_artifact(self, ref):
+        from runicorn.core import artifacts
+        from runicorn.core.repo import Repo
+
+        return artifacts.use_artifact(Repo.find(), ref, run=None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._finished = True
 
 
 def _tee(new: Run) -> None:

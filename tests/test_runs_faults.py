@@ -172,3 +172,18 @@ def test_heartbeat_decides_for_runs_of_another_host(tmp_repo):
     os.utime(run_dir / "heartbeat", (stale, stale))
     shown = json.loads(ok(tmp_repo.rn("runs", "show", run_dir.name, "--json")).out)
     assert shown["status"] == "crashed" and abs(shown["ended_at"] - stale) < 1
+
+
+def test_a_run_that_cannot_be_recorded_does_not_stop_training(tmp_repo):
+    (tmp_repo.root / ".runicorn" / "runs").write_text("not a folder")  # the run store is unusable
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import runicorn as rn
+        with rn.init(name="x") as run:
+            for i in range(3):
+                rn.log({"loss": i})
+            run.summary["best"] = 1
+            rn.save("*.py")
+        print("trained anyway")
+        """)], cwd=tmp_repo.root, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "trained anyway" in done.stdout and "this run is not recorded" in done.stderr
