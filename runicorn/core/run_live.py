@@ -289,6 +289,10 @@ class Run:
     # -- run files, artifacts --------------------------------------------------------------
     def save(self, pattern: str, base_path: str | None = None) -> list[str]:
         """Store the files matching PATTERN in the cache as run files; returns their names."""
+        if self._finished:
+            self._warn_once("save-finished", f"run {self.id} is finished (finished runs never change); "
+                                             f"rn.save({pattern!r}) ignored")
+            return []
         try:
             base = Path(base_path or os.getcwd())
             full = pattern if os.path.isabs(pattern) else str(base / pattern)
@@ -322,6 +326,10 @@ class Run:
         self._note("logged", {"artifact": name, "version": int(version), "digest": digest})
 
     def _note(self, kind: str, entry: dict) -> None:
+        if self._finished:
+            self._warn_once(f"note-{kind}", f"run {self.id} is finished (finished runs never change); the "
+                                            f"artifact {entry['artifact']}:v{entry['version']} is not added to it")
+            return
         def add(doc: dict) -> None:
             arts = doc.setdefault("artifacts", {"used": [], "logged": []})
             items = arts.setdefault(kind, [])
