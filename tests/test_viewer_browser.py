@@ -50,7 +50,7 @@ def server(repo_root):  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def browser():
+def chromium():
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
         yield b
@@ -81,8 +81,8 @@ def _drawn(page, selector: str = "figure.chart.drawn canvas") -> None:
     assert painted > 200, "the chart canvas is blank"
 
 
-def test_click_through_the_viewer(server, browser):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+def test_click_through_the_viewer(server, chromium):
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
     watch = Watch(page)
     page.goto(server + "/")
     assert page.title().startswith("Dashboard")
@@ -136,8 +136,8 @@ def test_click_through_the_viewer(server, browser):
     assert not watch.problems, watch.problems
 
 
-def test_pages_work_without_javascript(server, browser, repo_root):  # noqa: F811
-    context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 900})
+def test_pages_work_without_javascript(server, chromium, repo_root):  # noqa: F811
+    context = chromium.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 900})
     page = context.new_page()
     watch = Watch(page)
     page.goto(server + "/runs?q=train-0")
@@ -149,3 +149,43 @@ def test_pages_work_without_javascript(server, browser, repo_root):  # noqa: F81
     _shot(page, "08-no-javascript")
     context.close()
     assert not watch.problems, watch.problems
+
+
+LIVE = """
+import sys, time, runicorn as rn
+with rn.init(project="live", name="live-run"):
+    for s in range(40):
+        rn.log({"loss": 1.0 / (s + 1)}, step=s)
+        print("step", s, flush=True)
+        if s == 3:
+            open("live-started", "w").write("1")
+        time.sleep(0.25)
+"""
+
+
+def test_a_running_run_updates_without_reload(server, chromium, repo_root):  # noqa: F811
+    (repo_root / "live.py").write_text(LIVE)
+    marker = repo_root / "live-started"
+    proc = subprocess.Popen([sys.executable, "live.py"], cwd=repo_root, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        page = chromium.new_page(viewport={"width": 1280, "height": 900})
+        watch = Watch(page)
+        page.goto(server + "/runs?q=live-run")
+        page.click("a.run-link")
+        assert page.locator("#run-status .badge").inner_text() == "running"
+        first_logs = page.locator("#logs-body").inner_text()
+        page.wait_for_function("document.querySelector('#run-status .badge').textContent !== 'running'",
+                               timeout=30000)
+        assert page.locator("#run-status .badge").inner_text() == "finished", (watch.problems, proc.stderr.read())
+        assert "step 39" in page.locator("#logs-body").inner_text() and "step 39" not in first_logs
+        assert "ended" in page.locator("#live-note").inner_text()
+        _shot(page, "09-live-run-finished")
+        page.close()
+        assert not watch.problems, watch.problems
+    finally:
+        proc.wait(timeout=60)
+        marker.unlink(missing_ok=True)
