@@ -307,7 +307,7 @@ class Run:
             if not saved:
                 self._warn_once(f"save{pattern}", f"rn.save({pattern!r}) matched no file")
                 return []
-            fsutil.flush_filesystem(self.store.odb.root)
+            fsutil.make_durable(sorted({self.store.odb.path(f["oid"]) for f in saved}), self.store.odb.root)
             names = {f["path"] for f in saved}
 
             def add(doc: dict) -> None:

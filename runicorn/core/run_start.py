@@ -15,6 +15,7 @@ from runicorn.core.run_live import Run, plain, warn
 from runicorn.core.runs import (FORMAT_VERSION, HEARTBEAT, LOGS, METRICS, RunStore, pid_start_time, read_doc,
                                 store_of, user_store, write_doc)
 from runicorn.errors import NotAGitRepoError, NotARunicornRepoError, RunicornError
+from runicorn.storage import fsutil
 from runicorn.storage.git import discover_root
 from runicorn.storage.odb import ObjectDB
 
@@ -115,6 +116,8 @@ def _git_doc(store: RunStore, root: Path | None) -> dict | None:
         warn(f"git state not recorded: {exc}")
         return None
     if diff:
-        oid, _ = store.odb.put_bytes(diff)
+        oid, created = store.odb.put_bytes(diff)
+        if created:  # durable before the run document names it
+            fsutil.make_durable([store.odb.path(oid)], store.odb.root)
         info["diff"] = {"oid": oid, "size": len(diff)}
     return info
