@@ -60,8 +60,10 @@ def _delete_rows(w, name: str, keep_versions: bool = False) -> None:
         w.execute("DELETE FROM art_objects WHERE name = ?", (name,))
 
 
-def reload(repo, name: str, mark: str | None = None) -> None:
-    """Re-read NAME's manifests (those whose stat changed) and history into the index."""
+def reload(repo, name: str, mark: str | None = None, fresh: dict[int, dict] | None = None) -> None:
+    """Re-read NAME's manifests (those whose stat changed) and history into the index.
+
+    FRESH: manifests this process just wrote (already validated), used instead of re-reading them."""
     files = store.version_files(repo.root, name)
     db = repo.index.db
     cached = dict(db.execute("SELECT version, stat FROM art_versions WHERE name = ?", (name,)))
@@ -69,7 +71,9 @@ def reload(repo, name: str, mark: str | None = None) -> None:
     stats: dict[int, str] = {}
     for version, path in files.items():
         stats[version] = _stat_key(path)
-        if cached.get(version) != stats[version]:
+        if fresh and version in fresh:
+            parsed[version] = fresh[version]
+        elif cached.get(version) != stats[version]:
             rel = store.manifest_rel(name, version)
             data = store.read_limited(path, store.MAX_MANIFEST_BYTES, rel)
             parsed[version] = store.parse_manifest(data, rel, name, version)

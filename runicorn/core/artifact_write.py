@@ -127,13 +127,17 @@ def log_artifact(repo, artifact, aliases: list[str] | None = None, run=None, rep
         git_paths += store.ensure_dir(repo.root, name)
         same = repo.index.db.execute("SELECT version FROM art_versions WHERE name = ? AND digest = ? AND deleted = 0 "
                                      "ORDER BY version DESC LIMIT 1", (name, digest)).fetchone()
+        fresh = {}
         if same:
             version, created = same[0], False
         else:
             version, created = _highest_known(repo, name) + 1, True
             doc = _manifest(repo, artifact, version, files, references, digest, run)
             path = repo.root / store.manifest_rel(name, version)
-            fsutil.atomic_write(path, store.encode_manifest(doc))
+            data = store.encode_manifest(doc)
+            fresh = {version: store.parse_manifest(data, store.manifest_rel(name, version), name, version)
+                     if len(doc["files"]) < 1000 else doc}  # small: prove the writer and reader agree
+            fsutil.atomic_write(path, data)
             git_paths.append(store.manifest_rel(name, version))
             aindex.note_max(repo, name, version)
         base = _base_event(repo, run)
@@ -144,7 +148,7 @@ def log_artifact(repo, artifact, aliases: list[str] | None = None, run=None, rep
                 store.append_event(repo.root, name, {**base, "event": "alias", "alias": alias, "version": version,
                                                      "previous": previous})
                 git_paths.append(store.history_rel(name))
-        aindex.reload(repo, name)
+        aindex.reload(repo, name, fresh=fresh)
     repo.autostage(sorted(set(git_paths)))
     result = Version(version, name, digest, created)
     artifact.version, artifact._repo = result, repo
