@@ -493,3 +493,26 @@ def test_layout_layers_follow_the_data_and_survive_cycles():
                                                                  {"source": "q", "target": "p"}]})
     assert len(cyc["nodes"]) == 2 and len(cyc["edges"]) == 2
     assert layout({"nodes": [], "edges": []})["nodes"] == []
+
+
+def test_remote_page_shows_what_is_not_pushed(tmp_repo, tmp_path):
+    tmp_repo.gen({"data": {"a.csv": "1,2\n", "b.csv": "3,4\n"}})
+    assert tmp_repo.rn("add", "data").code == 0
+    assert tmp_repo.rn("remote", "add", "store", str(tmp_path / "store"), "--default").code == 0
+    client = TestClient(create_app(tmp_repo.root), base_url="http://127.0.0.1")
+    assert "what is not pushed?" in client.get("/").text
+    before = client.get("/api/remotes/store").json()
+    assert before["not_pushed"] == 3 and before["paths"][0]["path"] == "data"  # two files and the manifest
+    assert "runicorn push -r store" in client.get("/remotes/store").text
+    assert tmp_repo.rn("push").code == 0
+    assert client.get("/api/remotes/store").json()["not_pushed"] == 0
+    assert client.get("/remotes/nope").status_code == 404
+
+
+def test_run_diff_download_is_the_whole_diff(client):
+    run = _runs(client)["train-0"]
+    d = client.get(f"/api/runs/{run['id']}").json()
+    assert d["diff_truncated"] is False and d["diff_size"] == len(d["diff"])
+    patch = client.get(f"/runs/{run['id']}/diff.patch")
+    assert patch.status_code == 200 and patch.headers["content-type"].startswith("text/plain")
+    assert patch.text == d["diff"] and "+print('train v2')" in patch.text

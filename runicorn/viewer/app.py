@@ -13,7 +13,7 @@ from typing import Optional
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -140,6 +140,15 @@ def _routes(app: FastAPI) -> APIRouter:
                x_min: Optional[float] = None, x_max: Optional[float] = None):
         data = pages.metric(repo(), sec.check_run_id(run_id), sec.check_metric_key(key), points, x_min, x_max)
         return JSONResponse(jsonable_encoder(data))
+
+    @router.get("/runs/{run_id}/diff.patch", summary="The whole diff a run recorded at its start",
+                response_class=PlainTextResponse)
+    def run_diff(run_id: str):
+        return PlainTextResponse(pages.run_diff_text(repo(), sec.check_run_id(run_id)))
+
+    @page("/remotes/{name}", "remote.html", "What a remote lacks (not pushed) and holds (not fetched); contacts it")
+    def remote(name: str):
+        return pages.remote_page(repo(), sec.check_name(name))
 
     @page("/runs/{run_id}/files/{path:path}", "run_file.html", "One file of a run (text, first 256 KiB)")
     def run_file(run_id: str, path: str):

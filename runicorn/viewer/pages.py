@@ -22,6 +22,7 @@ CHART_POINTS = 500
 LOG_TAIL = 64 * 1024
 FILE_VIEW_LIMIT = 256 * 1024
 FINAL_STATUSES = ("finished", "failed", "crashed")
+DIFF_SHOWN = 1 << 20  # a page shows the first MiB of a diff; the whole one is a plain-text download
 SERIES_CACHE_SIZE = 512
 _SERIES_CACHE: OrderedDict = OrderedDict()
 _CACHE_LOCK = threading.Lock()
@@ -97,7 +98,17 @@ def run_detail(repo: Repo, run_id: str, points: int = CHART_POINTS) -> dict:
     charts = [{"key": k, "points": _series(repo, run_id, k, points, final=_final(run))} for k in keys]
     diff = _call(runs_api("run_diff"), "", repo, run_id)
     logs = _call(runs_api("run_logs"), "", repo, run_id, tail_bytes=LOG_TAIL)
-    return {"run": run, "metrics": charts, "diff": diff, "logs": logs, "files": run_files(repo, run)}
+    return {"run": run, "metrics": charts, **_capped_diff(diff), "logs": logs, "files": run_files(repo, run)}
+
+
+def _capped_diff(diff: str) -> dict:
+    return {"diff": diff[:DIFF_SHOWN], "diff_size": len(diff), "diff_truncated": len(diff) > DIFF_SHOWN}
+
+
+def run_diff_text(repo: Repo, run_id: str) -> str:
+    """The whole diff a run recorded at its start (plain text)."""
+    runs_api("get_run")(repo, run_id)
+    return _call(runs_api("run_diff"), "", repo, run_id)
 
 
 def _call(fn, default, *args, **kwargs):
@@ -318,9 +329,22 @@ def _versions_by_commit(repo: Repo) -> dict[str, list[dict]]:
 
 def commit_detail(repo: Repo, sha: str) -> dict:
     row = sources.commit(repo, sha)
+    row.update(_capped_diff(row["diff"]))
     row["runs"] = _runs_at(repo, row["sha"], 200)
     row["artifact_versions"] = _versions_by_commit(repo).get(row["sha"], [])
     return row
+
+
+def remote_page(repo: Repo, name: str) -> dict:
+    """What the remote NAME lacks and holds, per tracked path (contacts the remote; read-only)."""
+    from runicorn.core import remote_check, remotes
+
+    if name not in {r["name"] for r in remotes.listing(repo.root)}:
+        raise PageNotFoundError("remote", name)
+    shown, rows = remote_check.remote_status(repo, None, name)
+    paths = [r.to_json() for r in rows]
+    return {"remote": shown, "paths": paths, "not_pushed": sum(p["not_pushed"] for p in paths),
+            "not_fetched": sum(p["not_fetched"] for p in paths)}
 
 
 def data_page(repo: Repo) -> dict:
