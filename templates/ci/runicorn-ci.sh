@@ -7,7 +7,8 @@
 #   RUNICORN            how to run Runicorn              (default: runicorn)
 #   RUNICORN_PYTHON     a Python that imports runicorn   (default: python3; used by log-model)
 #   RUNICORN_CI_PULL    paths to pull, space-separated   (default: every tracked path)
-#   RUNICORN_CI_TRAIN   the training command, e.g. "python train.py --epochs 3"
+#   RUNICORN_CI_TRAIN   the training command, e.g. "python train.py --epochs 3" (split at spaces, no
+#                       quoting: put anything more complex in a script)
 #   RUNICORN_CI_RUN_NAME   name of the tracked run       (default: ci-<job id>)
 #   RUNICORN_CI_MODEL   a model file to log as an artifact after training (optional: a training
 #                       script that calls run.log_artifact itself records lineage too)
@@ -52,12 +53,16 @@ step_train() {
     [ -n "${RUNICORN_CI_TRAIN:-}" ] || { say "set RUNICORN_CI_TRAIN to the training command"; exit 2; }
     local -a cmd
     set -f; read -r -a cmd <<< "$RUNICORN_CI_TRAIN"; set +f
-    local out
-    out="$("${RN[@]}" run --json --name "${RUNICORN_CI_RUN_NAME:-ci-${CI_JOB_ID:-${GITHUB_RUN_ID:-local}}}" -- "${cmd[@]}")"
+    local out code=0
+    say "runicorn run -- ${cmd[*]}"
+    out="$("${RN[@]}" run --json --name "${RUNICORN_CI_RUN_NAME:-ci-${CI_JOB_ID:-${GITHUB_RUN_ID:-local}}}" -- "${cmd[@]}")" \
+        || code=$?
     printf '%s\n' "$out"
-    "$PY" -c 'import json, sys; print(json.load(sys.stdin)["run_id"])' <<< "$out" > "$STATE"
-    "$PY" -c 'import json, sys; d = json.load(sys.stdin); sys.exit(0 if d["status"] == "finished" else 1)' <<< "$out" \
-        || { say "the training run failed"; exit 1; }
+    "$PY" -c 'import json, sys; print(json.load(sys.stdin)["run_id"])' <<< "$out" > "$STATE" 2>/dev/null || true
+    if [ "$code" -ne 0 ]; then
+        say "the training run failed (exit code $code; see \`runicorn runs show $(cat "$STATE" 2>/dev/null)\`)"
+        exit 1
+    fi
 }
 
 step_log_model() {
