@@ -342,3 +342,15 @@ def test_a_logged_artifact_reads_back_and_the_seeds_cache_object_works(tmp_repo)
     cache = A.ArtifactCache()
     assert [e["name"] for e in cache.list()] == ["sample-model"]
     assert cache.cleanup(max_size_gb=0.0, max_age_days=7)["evicted"] and cache.list() == []
+
+
+def test_autostage_stages_manifests_history_and_deletions(tmp_repo):
+    ok(tmp_repo.rn("config", "set", "core.autostage", "true"))
+    log(tmp_repo, "staged", {"w": "1"}, aliases=["best"])
+    staged = set(tmp_repo.git("diff", "--cached", "--name-only").split())
+    assert {".runicorn/artifacts/.gitattributes", ".runicorn/artifacts/staged/v1.yaml",
+            ".runicorn/artifacts/staged/history.yaml"} <= staged
+    tmp_repo.git("commit", "-q", "-m", "v1")
+    ok(tmp_repo.rn("artifacts", "delete", "staged:v1", "--permanent", "--yes"))
+    status = tmp_repo.git("status", "--porcelain")
+    assert "D  .runicorn/artifacts/staged/v1.yaml" in status and "M  .runicorn/artifacts/staged/history.yaml" in status
