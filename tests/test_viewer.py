@@ -337,6 +337,9 @@ def test_foreign_host_headers_are_rejected(repo_root):
     lan = TestClient(create_app(repo_root, host="10.1.2.3"), base_url="http://10.1.2.3")
     assert lan.get("/api/dashboard").status_code == 200
     assert lan.get("/", headers={"host": "10.9.9.9"}).status_code == 421
+    anywhere = TestClient(create_app(repo_root, host="0.0.0.0"), base_url="http://127.0.0.1")
+    assert anywhere.get("/api/runs", headers={"host": f"{socket.gethostname()}:23300"}).status_code == 200
+    assert anywhere.get("/api/runs", headers={"host": "evil.example"}).status_code == 421
 
 
 def test_nothing_changes_state(client, repo_root):

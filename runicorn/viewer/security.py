@@ -7,6 +7,7 @@ a traversal corpus (`..`, encoded slashes, absolute paths, NUL, `.git`) never re
 from __future__ import annotations
 
 import re
+import socket
 
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -79,11 +80,25 @@ def check_relpath(value: str) -> str:
 
 
 def allowed_hosts(bound: str) -> set[str]:
+    """Host names a request may carry: localhost, the bound address, and for a wildcard bind
+    (0.0.0.0, ::) this machine's own name and addresses."""
     names = set(LOCAL_NAMES)
-    if bound and bound not in ("0.0.0.0", "::"):
+    if bound in ("0.0.0.0", "::"):
+        names.update(_own_names())
+    elif bound:
         names.add(bound.lower())
         if ":" in bound and not bound.startswith("["):
             names.add(f"[{bound.lower()}]")
+    return names
+
+
+def _own_names() -> set[str]:
+    host = socket.gethostname()
+    names = {host.lower(), socket.getfqdn().lower()}
+    try:
+        names.update(a.lower() for a in socket.gethostbyname_ex(host)[2])
+    except OSError:  # a host name that does not resolve: only the names themselves
+        pass
     return names
 
 
