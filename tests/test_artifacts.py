@@ -354,3 +354,14 @@ def test_autostage_stages_manifests_history_and_deletions(tmp_repo):
     ok(tmp_repo.rn("artifacts", "delete", "staged:v1", "--permanent", "--yes"))
     status = tmp_repo.git("status", "--porcelain")
     assert "D  .runicorn/artifacts/staged/v1.yaml" in status and "M  .runicorn/artifacts/staged/history.yaml" in status
+
+
+def test_a_name_that_is_both_file_and_folder_is_refused_before_anything_is_stored(tmp_repo):
+    tmp_repo.gen({"x": "file", "d": {"y": "inner"}})
+    art = A.Artifact("clash", type="model")
+    art.add_file(tmp_repo.root / "x")
+    art.add_dir(tmp_repo.root / "d", name="x")
+    before = objects(tmp_repo)
+    with pytest.raises(ArtifactNameError, match="both a file and a folder"):
+        A.log_artifact(Repo(tmp_repo.root), art)
+    assert objects(tmp_repo) == before and not (tmp_repo.root / ".runicorn/artifacts/clash").exists()

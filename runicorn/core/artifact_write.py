@@ -118,6 +118,7 @@ def log_artifact(repo, artifact, aliases: list[str] | None = None, run=None, rep
     repo = open_repo(repo if repo is not None else getattr(run, "repo", None))
     aliases = [store.check_alias(a) for a in (aliases or [])]
     name = artifact.name
+    _check_layout(artifact.entries)
     files, new_oids, added = _store_files(repo, artifact.entries, reporter)
     references = [dict(r) for r in artifact.references]
     digest = content_digest(files, references)
@@ -158,6 +159,28 @@ def log_artifact(repo, artifact, aliases: list[str] | None = None, run=None, rep
     return result
 
 
+def _check_layout(entries: dict) -> None:
+    """No name inside the artifact may be both a file and a folder ('x' and 'x/y')."""
+    for path in entries:
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            if "/".join(parts[:i]) in entries:
+                raise ArtifactNameError(f"{'/'.join(parts[:i])!r} is both a file and a folder in the artifact; "
+                                        "rename one of them (add_file(..., name=...) or add_dir(..., name=...))")
+
+
+def _valid_inputs(items: list[dict]) -> list[dict]:
+    """The run's inputs that a manifest can hold (a malformed one is left out, never written)."""
+    out = []
+    for item in items:
+        try:
+            store._check_input(item, "inputs")
+        except RunicornError:
+            continue
+        out.append({k: v for k, v in item.items() if k in ("artifact", "version", "digest", "data", "oid")})
+    return out
+
+
 def _manifest(repo, artifact, version: int, files, references, digest: str, run) -> dict:
     created_by = {"run": getattr(run, "id", None) if run else None,
                   "commit": (getattr(run, "git_commit", None) if run else None) or repo.git.head_sha(),
@@ -167,7 +190,7 @@ def _manifest(repo, artifact, version: int, files, references, digest: str, run)
         own = {(n, v) for n, v in repo.index.db.execute("SELECT name, version FROM art_versions WHERE run_id = ?",
                                                         (getattr(run, "id", None),))}
         # a run's own outputs are never its inputs: the lineage graph stays acyclic
-        inputs = [dict(i) for i in run.lineage_inputs() if (i.get("artifact"), i.get("version")) not in own]
+        inputs = _valid_inputs([dict(i) for i in run.lineage_inputs() if (i.get("artifact"), i.get("version")) not in own])
     return {"runicorn": store.FORMAT_VERSION, "name": artifact.name, "version": version, "type": artifact.type,
             "description": artifact.description, "created_at": now_iso(),
             "created_by": {k: v for k, v in created_by.items() if v is not None}, "digest": digest,
