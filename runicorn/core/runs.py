@@ -19,11 +19,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Iterator
 
+from filelock import FileLock, Timeout
+
 from runicorn.core.repo import Repo
 from runicorn.errors import RunNotFoundError, RunicornError, UsageError
 from runicorn.storage.fsutil import atomic_write
 from runicorn.storage.hashing import is_oid
-from runicorn.storage.index import Index
+from runicorn.storage.index import BUSY_TIMEOUT_S, Index
 from runicorn.storage.odb import ObjectDB
 from runicorn.storage.runstore import SORTABLE, RunIndex
 
@@ -148,7 +150,21 @@ def is_alive(doc: dict, folder: Path, now: float | None = None) -> bool:
 
 
 def mark_crashed(store: RunStore, folder: Path, doc: dict) -> dict:
-    """A run whose process died without finishing becomes `crashed`; its metrics so far stay."""
+    """A run whose process died without finishing becomes `crashed`; its metrics so far stay.
+
+    Decided again under the run's lock, on a fresh read: a run that finished in the meantime
+    (its process writes the document under the same lock) is left as it is."""
+    try:
+        with FileLock(str(folder / ".lock"), timeout=BUSY_TIMEOUT_S):
+            doc = read_doc(folder)
+            if doc.get("status") != "running" or is_alive(doc, folder):
+                return doc
+            return _crashed(store, folder, doc)
+    except Timeout:  # someone holds the run's lock for long: it is alive enough; look again next time
+        return doc
+
+
+def _crashed(store: RunStore, folder: Path, doc: dict) -> dict:
     try:
         ended = (folder / HEARTBEAT).stat().st_mtime
     except FileNotFoundError:
