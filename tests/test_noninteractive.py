@@ -309,3 +309,17 @@ def test_cache_dir_from_environment_is_shared_by_clones(tmp_path):
     assert (b.root / "data" / "y.csv").read_text() == "y"
     status = json.loads(b.rn_proc("status", "--json", env=env).stdout)
     assert [s["state"] for s in status] == ["clean"]
+
+
+def test_permanent_artifact_delete_without_yes_fails_naming_yes(tracked):
+    if ("artifacts", "delete") not in LEAVES:
+        pytest.skip("artifacts delete not built yet")
+    logged = subprocess.run([sys.executable, "-c", (
+        "import runicorn as rn\nfrom runicorn.core.artifacts import log_artifact\nfrom runicorn.core.repo import Repo\n"
+        "a = rn.Artifact('clf', type='model')\na.add_file('model.pth')\nprint(int(log_artifact(Repo.find(), a)))")],
+        cwd=tracked.root, capture_output=True, text=True)
+    assert logged.returncode == 0 and logged.stdout.strip() == "1", logged.stderr
+    manifest = tracked.root / ".runicorn" / "artifacts" / "clf" / "v1.yaml"
+    code, shown = in_pty(rn_args("artifacts", "delete", "clf:v1", "--permanent"), tracked.root,
+                         env_without_terminal_hints(CI="true"))
+    assert code == 2 and b"--yes" in shown and manifest.is_file()
