@@ -80,6 +80,8 @@ def test_two_clones_that_pick_the_same_number_get_one_add_add_conflict(tmp_repo,
     tmp_repo.git("pull", "-q", "--no-rebase", "--no-edit", str(other), "main", check=False)
     conflicted = tmp_repo.git("diff", "--name-only", "--diff-filter=U").split()
     assert conflicted == [".runicorn/artifacts/m/v2.yaml"]  # only the manifest, history merged by union
+    listing = tmp_repo.rn("artifacts", "list")
+    assert listing.code == 1 and "conflict markers" in listing.err and "git checkout --theirs" in listing.err
     # the documented way out: keep theirs as v2, log ours again as the next version
     tmp_repo.git("checkout", "--theirs", ".runicorn/artifacts/m/v2.yaml")
     tmp_repo.commit("merge: keep their v2")
@@ -132,7 +134,7 @@ def _manifest(name: str, files: str) -> str:
             "files:\n%sreferences: []\ninputs: []\n" % (name, "0" * 64, files))
 
 
-@pytest.mark.parametrize("kind", sorted(HOSTILE) + ["bomb", "not-yaml", "wrong-name", "wrong-version"])
+@pytest.mark.parametrize("kind", sorted(HOSTILE) + ["bomb", "not-yaml", "wrong-name", "wrong-version", "history"])
 def test_hostile_manifests_are_refused_with_the_file_named_and_nothing_written(tmp_repo, kind):
     folder = tmp_repo.root / ".runicorn/artifacts/evil"
     folder.mkdir(parents=True)
@@ -142,6 +144,9 @@ def test_hostile_manifests_are_refused_with_the_file_named_and_nothing_written(t
         text = "a: &a [x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b]\n"
     elif kind == "not-yaml":
         text = "runicorn: 1\nname: [unclosed\n"
+    elif kind == "history":  # a valid manifest, a malformed history
+        text = _manifest("evil", "- {path: \"a\", oid: \"%s\", size: 1}\n" % ("ab" * 32))
+        (folder / "history.yaml").write_text("- {at: \"2025-01-01\", event: \"alias\", alias: \"x\", version: \"v1\"}\n")
     elif kind == "wrong-name":
         text = _manifest("someone-else", "")
     else:
@@ -149,9 +154,10 @@ def test_hostile_manifests_are_refused_with_the_file_named_and_nothing_written(t
     (folder / "v1.yaml").write_text(text)
     before = sorted(p.relative_to(tmp_repo.root) for p in (tmp_repo.root / ".runicorn/artifacts").rglob("*"))
     result = tmp_repo.rn("artifacts", "list")
-    assert result.code == 1 and ".runicorn/artifacts/evil/v1.yaml" in result.err
+    bad_file = "history.yaml" if kind == "history" else "v1.yaml"
+    assert result.code == 1 and f".runicorn/artifacts/evil/{bad_file}" in result.err
     assert len(result.err.strip().splitlines()) == 1
-    with pytest.raises(ArtifactManifestError, match="evil/v1.yaml"):
+    with pytest.raises(ArtifactManifestError, match=f"evil/{bad_file}"):
         log(tmp_repo.root, "evil", "new content")
     after = sorted(p.relative_to(tmp_repo.root) for p in (tmp_repo.root / ".runicorn/artifacts").rglob("*"))
     assert after == before  # no manifest, no history, no .gitattributes

@@ -176,6 +176,9 @@ def parse_manifest(data: bytes, where: str, name: str | None = None, version: in
     """Validate manifest bytes; NAME and VERSION (from the file's location) must match its fields."""
     if len(data) > MAX_MANIFEST_BYTES:
         _fail(where, f"larger than {MAX_MANIFEST_BYTES} bytes")
+    if data.startswith(b"<<<<<<< ") or b"\n<<<<<<< " in data:
+        _fail(where, "has unresolved git conflict markers (two clones logged the same version number): keep one "
+                     f"side with `git checkout --theirs {where}` (or --ours), commit, and log the other again")
     doc = strict_load(data, where)
     if not isinstance(doc, dict):
         _fail(where, "not a YAML mapping")
