@@ -519,3 +519,16 @@ def test_run_diff_download_is_the_whole_diff(client):
     patch = client.get(f"/runs/{run['id']}/diff.patch")
     assert patch.status_code == 200 and patch.headers["content-type"].startswith("text/plain")
     assert patch.text == d["diff"] and "+print('train v2')" in patch.text
+
+
+def test_an_unexpected_error_gets_a_friendly_500(repo_root, monkeypatch):
+    from runicorn.viewer import pages
+
+    def broken(repo):
+        raise KeyError("boom")
+
+    monkeypatch.setattr(pages, "data_page", broken)  # stands in for a bug in a page
+    client = TestClient(create_app(repo_root), base_url="http://127.0.0.1", raise_server_exceptions=False)
+    html = client.get("/data")
+    assert html.status_code == 500 and "unexpected error: KeyError" in html.text and "Traceback" not in html.text
+    assert client.get("/api/data").json()["kind"] == "KeyError"

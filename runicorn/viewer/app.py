@@ -87,6 +87,12 @@ def create_app(start: Path | None = None, host: str = "127.0.0.1") -> FastAPI:
         return _error_response(request, 400, TITLES[400], f"invalid value for {fields or 'a parameter'}; "
                                "fix the address and reload", "RequestValidationError")
 
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        # A bug: say so plainly (the server log has the traceback), never a stack trace in the page.
+        return _error_response(request, 500, TITLES[500], f"unexpected error: {type(exc).__name__}: {exc}; "
+                               "reload, and report it with the server's log if it persists", type(exc).__name__)
+
     app.include_router(_routes(app))
     return app
 
