@@ -56,7 +56,7 @@ def _artifacts(ctx: typer.Context,
         raise UsageError(f"--action must be one of {', '.join(ACTIONS)}, not {action!r}")
     if action in ("versions", "info", "delete") and not name:
         raise UsageError(f"--action {action} needs --name NAME")
-    ref = f"{name}:{version if not version or version.startswith('v') else 'v' + version}" if name else ""
+    ref = f"{name}:{'v' + version if version and version.isdigit() else version or ''}" if name else ""
     if action == "list":
         list_(None, None, json, quiet, verbose)
     elif action == "versions":

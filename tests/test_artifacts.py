@@ -365,3 +365,14 @@ def test_a_name_that_is_both_file_and_folder_is_refused_before_anything_is_store
     with pytest.raises(ArtifactNameError, match="both a file and a folder"):
         A.log_artifact(Repo(tmp_repo.root), art)
     assert objects(tmp_repo) == before and not (tmp_repo.root / ".runicorn/artifacts/clash").exists()
+
+
+def test_the_seed_spelling_takes_numbers_versions_aliases_and_stages(tmp_repo):
+    log(tmp_repo, "m", {"w": "1"}, aliases=["best"])
+    log(tmp_repo, "m", {"w": "2"})
+    for spelled, expected in (("1", 1), ("v1", 1), ("best", 1), ("latest", 2)):
+        out = ok(tmp_repo.rn("artifacts", "--action", "info", "--name", "m", "--version", spelled, "--json")).out
+        assert json.loads(out)["version"] == expected
+    assert json.loads(ok(tmp_repo.rn("artifacts", "--action", "info", "--name", "m", "--json")).out)["version"] == 2
+    missing = tmp_repo.rn("artifacts", "--action", "versions")
+    assert missing.code == 2 and "--name" in missing.err
