@@ -189,3 +189,23 @@ def test_a_running_run_updates_without_reload(server, chromium, repo_root):  # n
     finally:
         proc.wait(timeout=60)
         marker.unlink(missing_ok=True)
+
+
+def test_exported_site_works_from_the_file_system(chromium, repo_root, tmp_path):  # noqa: F811
+    site = tmp_path / "site"
+    done = subprocess.run([sys.executable, "-m", "runicorn", "viewer", "export", str(site)], cwd=repo_root,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    watch = Watch(page)
+    page.goto((site / "index.html").as_uri())
+    page.click("text=train-0")
+    _drawn(page)
+    page.click("header nav >> text=Artifacts")
+    page.click("a.artifact-link:text('resnet-tiny')")
+    page.click("nav.tabs >> text=Lineage")
+    page.click("a.node-link[data-node='artifact:mnist-small:v2']")
+    assert page.url.endswith("/artifacts/mnist-small/index.html")
+    _shot(page, "10-export")
+    page.close()
+    assert not watch.problems, watch.problems
