@@ -197,8 +197,10 @@ def test_runicorn_run_wraps_a_command_and_the_child_joins(tmp_repo):
                             sys.executable, "child.py", "0")
     assert done.returncode == 0, done.stderr
     assert "child out" in done.stdout and "child err" in done.stderr
-    failed = tmp_repo.rn_proc("run", "--", sys.executable, "child.py", "3")
+    failed = tmp_repo.rn_proc("run", "--json", "--", sys.executable, "child.py", "3")
     assert failed.returncode == 3
+    report = json.loads(failed.stdout)  # --json: the command's stdout moves to stderr
+    assert report["status"] == "failed" and report["exit_code"] == 3 and "child out" in failed.stderr
     rows = {r["name"]: r for r in runs_json(tmp_repo)["runs"]}
     assert len(rows) == 2  # the child joined: one run per command, not two
     good = json.loads(ok(tmp_repo.rn("runs", "show", rows["wrapped"]["run_id"], "--json")).out)

@@ -47,6 +47,9 @@ def test_push_and_pull_runs(tmp_repo, remote):
     assert again["runs"]["transferred"] == [] and again["runs"]["already"] == 1
     mate = _clone(tmp_repo, remote)
     assert json.loads(ok(mate.rn("runs", "list", "--json")).out)["total"] == 0
+    fetched = json.loads(ok(mate.rn("fetch", "--runs", "--json")).out)  # fetch: runs too, no checkout
+    assert fetched["runs"]["transferred"] == [doc["id"]]
+    ok(mate.rn("runs", "delete", doc["id"], "--yes"))
     pulled = json.loads(ok(mate.rn("pull", "--runs", "--json")).out)
     assert pulled["runs"]["transferred"] == [doc["id"]]
     theirs = json.loads(ok(mate.rn("runs", "show", doc["id"], "--json")).out)
