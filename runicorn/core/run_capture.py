@@ -21,6 +21,7 @@ from pathlib import Path
 UNTRACKED_FILE_CAP = 1 << 20
 UNTRACKED_TOTAL_CAP = 8 << 20
 DIFF_CAP = 64 << 20
+UNTRACKED_LISTED_CAP = 1000  # files named in the run document; beyond that only counted
 
 _CREDENTIALS = re.compile(r"^(\w+://)[^/@]*@")
 
@@ -56,7 +57,9 @@ def git_state(root: Path) -> tuple[dict, bytes]:
         info["remote_url"] = strip_credentials(url) if url else None
     tracked = _tracked_diff(root, bool(head))
     untracked, listed = _untracked_patch(root)
-    info["untracked"] = listed
+    info["untracked"] = listed[:UNTRACKED_LISTED_CAP]
+    if len(listed) > UNTRACKED_LISTED_CAP:
+        info["untracked_not_listed"] = len(listed) - UNTRACKED_LISTED_CAP
     info["dirty"] = bool(tracked) or bool(listed)
     info["submodules"] = _submodules(root)
     diff = tracked + untracked
