@@ -100,6 +100,10 @@
       rows.forEach(function (tr) { table.appendChild(tr); });
       summary.replaceChildren(table);
     }
+    var missing = (d.metrics || []).some(function (m) {
+      return !document.querySelector('figure.chart[data-key="' + CSS.escape(m.key) + '"]');
+    });
+    if (missing && !document.querySelector("figure.chart[data-zoomed]")) { location.reload(); return; }
     (d.metrics || []).forEach(function (m) {
       var fig = document.querySelector('figure.chart[data-key="' + CSS.escape(m.key) + '"]');
       if (!fig) return;
