@@ -142,7 +142,10 @@ class _NullRun:
 def _tee(new: Run) -> None:
     log = open(new.dir / LOGS, "a", encoding="utf-8", errors="replace", buffering=1)
     old_out, old_err = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _Tee(old_out, log), _Tee(old_err, log)
+    if old_out is not None:  # None under pythonw and some daemons: print() must stay a no-op there
+        sys.stdout = _Tee(old_out, log)
+    if old_err is not None:
+        sys.stderr = _Tee(old_err, log)
 
     def restore():
         if isinstance(sys.stdout, _Tee) and sys.stdout._log is log:
