@@ -152,6 +152,8 @@ def test_dashboard_shows_repository_runs_artifacts_and_data(client, repo_root):
     assert d["branch"] == "main" and d["head"] == _commit_shas(repo_root)[0]
     assert d["counts"] == {"tracked": 2, "runs": 6, "artifacts": 3}
     assert {t["path"] for t in d["tracked"]} == {"data", "model.pth"}
+    assert {(v["name"], v["version"]) for v in d["artifacts"]["versions"]} == {
+        ("mnist-small", 1), ("mnist-small", 2), ("resnet-tiny", 1), ("eval-report", 1)}
     html = client.get("/").text
     assert "train-1" in html and "resnet-tiny" in html and "No remote configured" in html
 

@@ -67,8 +67,13 @@ def _recent_versions(repo: Repo, limit: int) -> dict:
     if list_artifacts is None:
         return {**_missing("artifacts"), "artifacts": [], "versions": []}
     arts = list_artifacts(repo)
-    rows = sorted(arts, key=lambda a: str(a.get("updated_at") or a.get("created_at") or ""), reverse=True)
-    return {"available": True, "artifacts": arts, "versions": rows[:limit]}
+    recent = sorted(arts, key=lambda a: str(a.get("updated_at") or ""), reverse=True)[:limit]
+    list_versions = artifacts_api("list_versions")
+    types = {a["name"]: a.get("type") for a in arts}
+    versions = [{**v, "type": types.get(a["name"])} for a in recent for v in (list_versions(repo, a["name"]) if list_versions else [])
+                if not v.get("deleted")]
+    versions.sort(key=lambda v: str(v.get("created_at") or ""), reverse=True)
+    return {"available": True, "artifacts": arts, "versions": versions[:limit]}
 
 
 # -- runs -------------------------------------------------------------------------------------
