@@ -534,3 +534,15 @@ def test_an_unexpected_error_gets_a_friendly_500(repo_root, monkeypatch):
     html = client.get("/data")
     assert html.status_code == 500 and "unexpected error: KeyError" in html.text and "Traceback" not in html.text
     assert client.get("/api/data").json()["kind"] == "KeyError"
+
+
+def test_lineage_direction_and_depth_from_the_form(client):
+    both = client.get("/api/lineage?ref=resnet-tiny:v1&depth=3").json()["graph"]["nodes"]
+    up = client.get("/api/lineage?ref=resnet-tiny:v1&depth=3&up=false&up=true&down=false").json()["graph"]["nodes"]
+    down = client.get("/api/lineage?ref=resnet-tiny:v1&depth=3&up=false&down=false&down=true").json()["graph"]["nodes"]
+    ids = lambda nodes: {n["id"] for n in nodes}  # noqa: E731
+    assert "artifact:mnist-small:v2" in ids(up) and "artifact:eval-report:v1" not in ids(up)
+    assert "artifact:eval-report:v1" in ids(down) and "artifact:mnist-small:v2" not in ids(down)
+    assert ids(up) | ids(down) == ids(both)
+    html = client.get("/lineage?ref=resnet-tiny:v1&depth=2").text
+    assert 'name="up" value="true" checked' in html and '<option value="2" selected>' in html
