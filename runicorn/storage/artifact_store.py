@@ -80,9 +80,10 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 def strict_load(data: bytes, where: str) -> Any:
     """Parse YAML with the C parser when present; anchors and aliases (YAML bombs) are refused first."""
     try:
-        for event in yaml.parse(data, Loader=_Loader):
-            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                raise ArtifactManifestError(where, "YAML anchors and aliases are not allowed")
+        if b"&" in data or b"*" in data:  # without these bytes there can be no anchor and no alias
+            for event in yaml.parse(data, Loader=_Loader):
+                if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                    raise ArtifactManifestError(where, "YAML anchors and aliases are not allowed")
         return yaml.load(data, Loader=_Loader)  # noqa: S506 — a safe loader
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ArtifactManifestError(where, f"not valid YAML ({str(exc).splitlines()[0]})") from None
