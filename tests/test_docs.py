@@ -121,6 +121,7 @@ ERROR_CLASSES = _error_classes()
 # Plausible values for the constructor parameters the error classes use.
 DUMMY_ARGS = {
     "message": "something went wrong; do this next",
+    "run_id": "20250930_164512_ghi789",
     "path": "data/train.csv",
     "paths": ["data/a.csv", "data/b.csv", "data/c.csv", "data/d.csv", "data/e.csv", "data/f.csv"],
     "oid": "ab" * 32,
