@@ -41,7 +41,7 @@ def _artifacts(ctx: typer.Context,
                action: Annotated[Optional[str], typer.Option("--action", help="The seed's spelling: list, versions, "
                                                                "info, stats or delete.")] = None,
                name: Annotated[Optional[str], typer.Option("--name", help="Artifact name (with --action).")] = None,
-               version: Annotated[Optional[str], typer.Option("--version", help="Version (with --action): 3 or v3.")] = None,
+               version: Annotated[Optional[str], typer.Option("--version", help="Version (with --action): 3, v3, an alias or a stage.")] = None,
                permanent: Annotated[bool, typer.Option("--permanent", help="With --action delete: remove for good.")] = False,
                yes: Yes = False, json: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
     """Artifacts: list, versions, info, stats, delete, restore, alias, stage, diff, download, lineage, verify, cache."""
