@@ -73,7 +73,9 @@ def git_hook(name: Annotated[str, typer.Argument(help="post-checkout, post-merge
             remote = _env("PRE_COMMIT_REMOTE_NAME", "origin")
             lines = [f"HEAD {_env('PRE_COMMIT_TO_REF')} {_env('PRE_COMMIT_REMOTE_BRANCH', 'HEAD')} "
                      f"{_env('PRE_COMMIT_FROM_REF', hooks.NULL_SHA)}"]
-        report = hooks.pre_push(repo, remote, lines, reporter)
+        from runicorn.core.hooks_push import pre_push
+
+        report = pre_push(repo, remote, lines, reporter)
         if json:
             print_json(report.to_json())
         elif report.transferred and not quiet:

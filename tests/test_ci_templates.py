@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import jsonschema
-import pytest
 import yaml
 
 from conftest import ok

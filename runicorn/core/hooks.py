@@ -4,7 +4,8 @@ The hooks are small shell scripts that call `runicorn git-hook NAME …`; the wo
 - post-checkout / post-merge: check out (quietly) only the pointers that changed between the old
   and the new commit; data that is not in the cache is fetched from the default remote.
 - pre-push: push the objects of every pointer in the commits being pushed (the commits the git
-  remote does not have yet), so a pushed commit never names data the Runicorn remote lacks.
+  remote does not have yet), so a pushed commit never names data the Runicorn remote lacks
+  (`hooks_push.py`).
 
 A hook that already exists is never overwritten: it is moved aside to `NAME.pre-runicorn` and
 our script runs it first (with the same arguments and standard input), stopping if it fails.
@@ -23,7 +24,7 @@ from runicorn.core.checkout import checkout
 from runicorn.core.events import NULL, Reporter
 from runicorn.core.repo import Repo
 from runicorn.errors import (HookConflictError, ObjectMissingError, RevisionError, RunicornError,
-                             UnpushedDataError, WorkspaceChangedError)
+                             WorkspaceChangedError)
 from runicorn.storage import fsutil
 from runicorn.storage import pointer as ptr
 from runicorn.storage.git import is_pointer_path
@@ -35,6 +36,7 @@ ATTRIBUTES = ".gitattributes"
 ATTR_LINE = "*.rn merge=runicorn"
 DRIVER_NAME = "Runicorn pointer merge (three-way merge of directory manifests)"
 NULL_SHA = "0" * 40
+ARTIFACT_MANIFEST = re.compile(r"^\.runicorn/artifacts/([^/]+)/v([1-9][0-9]*)\.yaml$")
 
 _SCRIPT = """#!/bin/sh
 {mark}: installed by `runicorn install-hooks`; remove it with `runicorn uninstall-hooks`.
@@ -285,141 +287,3 @@ def _pull(repo: Repo, rels: list[str], report: SyncReport, reporter: Reporter) -
     if result.missing or result.not_restored:
         reporter.warn(f"{len(result.missing)} object(s) are not on remote {result.remote}; "
                       "run `runicorn status --remote` to see which")
-
-
-# ---------------------------------------------------------------------------------- pre-push
-@dataclass
-class PrePushReport:
-    commits: int = 0
-    pointers: int = 0
-    artifacts: int = 0
-    remote: str | None = None
-    transferred: int = 0
-    already: int = 0
-
-    def to_json(self) -> dict:
-        return {"commits": self.commits, "pointers": self.pointers, "artifacts": self.artifacts, "remote": self.remote,
-                "transferred": self.transferred, "already": self.already}
-
-
-ARTIFACT_MANIFEST = re.compile(r"^\.runicorn/artifacts/([^/]+)/v([1-9][0-9]*)\.yaml$")
-
-
-def _pushed_or_manifest(path: str) -> bool:
-    return is_pointer_path(path) or ARTIFACT_MANIFEST.match(path) is not None
-
-
-def pushed_pointers(repo: Repo, git_remote: str, ref_lines: list[str]) -> tuple[int, list, list[str]]:
-    """(number of commits, [(rel, pointer, '')], artifact refs 'name:vN') for what `git push` sends:
-    REF_LINES are the `<local ref> <local sha> <remote ref> <remote sha>` lines git gives pre-push
-    on stdin; commits already on GIT_REMOTE (its remote-tracking branches or the remote sha) are
-    left out."""
-    commits: dict = {}
-    for line in ref_lines:
-        parts = line.split()
-        if len(parts) != 4 or set(parts[1]) == {"0"}:
-            continue  # malformed, or a branch deletion
-        for c in repo.git.commits_between(parts[1], [parts[3]], f"refs/remotes/{git_remote}/"):
-            commits[c.id] = c
-    targets, artifacts = {}, set()
-    for sha, path, data in repo.git.introduced_files(list(commits.values()), _pushed_or_manifest):
-        found = ARTIFACT_MANIFEST.match(path)
-        if found:
-            artifacts.add(f"{found.group(1)}:v{found.group(2)}")
-            continue
-        rel = path[: -len(ptr.SUFFIX)]
-        p = ptr.parse_at(data, path, f"{path} at {sha[:10]}")
-        targets[(rel, p.oid)] = (rel, p, "")
-    return len(commits), sorted(targets.values(), key=lambda t: (t[0], t[1].oid)), sorted(artifacts)
-
-
-def pre_push(repo: Repo, git_remote: str, ref_lines: list[str], reporter: Reporter = NULL) -> PrePushReport:
-    """Push the objects of every pointer in the commits being pushed to the default Runicorn
-    remote. UnpushedDataError (the git push is refused) when some are not in the cache."""
-    count, targets, artifacts = pushed_pointers(repo, git_remote, ref_lines)
-    report = PrePushReport(commits=count, pointers=len(targets), artifacts=len(artifacts))
-    if not targets and not artifacts:
-        return report
-    if not repo.config.remotes():
-        reporter.warn("no Runicorn remote is configured, so the data of the pushed commits stays on this "
-                      "machine; add one with `runicorn remote add NAME URL --default`")
-        return report
-    missing: dict[str, str] = {}
-    for result in ([push_targets(repo, targets, reporter=reporter)] if targets else []) + _push_artifacts(repo, artifacts, reporter):
-        report.remote = result.remote
-        report.transferred += result.transferred
-        report.already += result.already
-        missing.update({oid: ws[0] for oid, ws in result.missing.items()})
-    if missing:  # not in this cache: fine if the remote has them already (pushed from another clone)
-        from runicorn.core.remotes import open_remote
-        from runicorn.core.transfer import present_on_remote
-
-        store = open_remote(repo, None, 0)
-        absent = set(missing) - present_on_remote(store, set(missing))
-        if absent:
-            raise UnpushedDataError(sorted({missing[o] for o in absent}), report.remote)
-        report.transferred += _complete_manifests(repo, store, targets)
-    return report
-
-
-def _complete_manifests(repo: Repo, store, targets: list) -> int:
-    """Upload the local manifests `push` held back because an object under them was not in this
-    cache (now known to be on the remote), deepest first: a tree lands after everything under it."""
-    from runicorn.core.transfer import present_on_remote
-
-    depth: dict[str, int] = {}
-
-    def walk(oid: str, level: int) -> None:
-        if oid in depth or not repo.odb.exists(oid):
-            return
-        depth[oid] = level
-        for entry in repo.trees.load(oid).values():
-            if entry.kind == "dir":
-                walk(entry.oid, level + 1)
-
-    for _, p, _ in targets:
-        if p.kind == "dir":
-            walk(p.oid, 0)
-    todo = set(depth) - present_on_remote(store, set(depth))
-    for oid in sorted(todo, key=lambda o: -depth[o]):
-        store.upload(repo.odb, oid)
-    return len(todo)
-
-
-def _push_artifacts(repo: Repo, refs: list[str], reporter: Reporter) -> list:
-    """The objects of the artifact versions whose manifests the pushed commits add (those still
-    in the workspace: a manifest is never rewritten, only added or soft-deleted)."""
-    here = [ref for ref in refs if (repo.root / ".runicorn" / "artifacts" / ref.split(":v")[0]
-                                    / f"v{ref.split(':v')[1]}.yaml").is_file()]
-    if not here:
-        return []
-    from runicorn.core.artifact_transfer import push_artifacts
-
-    return [push_artifacts(repo, here, reporter=reporter)]
-
-
-def push_targets(repo: Repo, targets: list, remote: str | None = None, reporter: Reporter = NULL):
-    """`transfer.push` for an explicit list of (rel, pointer, part) — pointers read from commits
-    rather than from the workspace. Same plan, same order (files, then manifests deepest first)."""
-    from runicorn.core import transfer
-    from runicorn.core.remotes import open_remote
-    from runicorn.storage.index import RemoteIndex
-
-    store = open_remote(repo, remote, 0)
-    index = RemoteIndex(repo.index, store.name)
-    if index.corrupt():
-        index.forget()
-    plan, known = transfer._plan_checked(repo, store, index, targets)
-    result = transfer.TransferResult(store.name)
-    wanted = (plan.files - known) | set(plan.manifests)
-    there = transfer.present_on_remote(store, wanted) - index.corrupt()
-    index.add(there)
-    result.already = len(there) + len(plan.files & known)
-    advance = reporter.task(f"pushing to {store.name}", len(wanted) - len(there), "objects")
-    transfer._upload(repo, store, index, sorted(plan.files - known - there), result, advance)
-    for depth in sorted({d for o, d in plan.manifests.items() if o not in there}, reverse=True):
-        batch = sorted(o for o, d in plan.manifests.items() if d == depth and o not in there)
-        transfer._upload(repo, store, index, batch, result, advance)
-    reporter.end_task()
-    result.missing = {oid: [where] for oid, where in plan.absent_locally.items()}
-    return result
