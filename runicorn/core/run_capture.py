@@ -17,6 +17,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from runicorn.storage.git import git_output
+
 # Untracked files go into the diff up to these sizes; larger ones are listed, not stored.
 UNTRACKED_FILE_CAP = 1 << 20
 UNTRACKED_TOTAL_CAP = 8 << 20
@@ -24,14 +26,6 @@ DIFF_CAP = 64 << 20
 UNTRACKED_LISTED_CAP = 1000  # files named in the run document; beyond that only counted
 
 _CREDENTIALS = re.compile(r"^(\w+://)[^/@]*@")
-
-
-def _git(root: Path, *args: str, check: bool = True) -> bytes:
-    done = subprocess.run(["git", *args], cwd=root, capture_output=True, check=False,
-                          env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0"})
-    if check and done.returncode != 0:
-        raise OSError(f"git {args[0]} failed: {done.stderr.decode(errors='replace').strip()[:200]}")
-    return done.stdout
 
 
 def _text(data: bytes) -> str:
@@ -46,14 +40,14 @@ def strip_credentials(url: str) -> str:
 def git_state(root: Path) -> tuple[dict, bytes]:
     """(commit, branch, remote_url, dirty, submodules …), and the diff bytes (tracked + untracked)."""
     info: dict = {"commit": None, "branch": None, "remote_url": None, "dirty": False, "submodules": []}
-    head = _git(root, "rev-parse", "--verify", "-q", "HEAD", check=False).strip()
+    head = git_output(root, "rev-parse", "--verify", "-q", "HEAD", check=False).strip()
     info["commit"] = head.decode() if head else None
-    branch = _text(_git(root, "symbolic-ref", "-q", "--short", "HEAD", check=False))
+    branch = _text(git_output(root, "symbolic-ref", "-q", "--short", "HEAD", check=False))
     info["branch"] = branch or None
-    remotes = _text(_git(root, "remote", check=False)).split()
+    remotes = _text(git_output(root, "remote", check=False)).split()
     if remotes:
         name = "origin" if "origin" in remotes else remotes[0]
-        url = _text(_git(root, "config", "--get", f"remote.{name}.url", check=False))
+        url = _text(git_output(root, "config", "--get", f"remote.{name}.url", check=False))
         info["remote_url"] = strip_credentials(url) if url else None
     tracked = _tracked_diff(root, bool(head))
     untracked, listed = _untracked_patch(root)
@@ -71,13 +65,13 @@ def git_state(root: Path) -> tuple[dict, bytes]:
 
 def _tracked_diff(root: Path, has_head: bool) -> bytes:
     if has_head:
-        return _git(root, "diff", "HEAD", "--binary", "--no-color", "--no-ext-diff", "--ignore-submodules=dirty")
-    return _git(root, "diff", "--cached", "--binary", "--no-color", "--no-ext-diff")
+        return git_output(root, "diff", "HEAD", "--binary", "--no-color", "--no-ext-diff", "--ignore-submodules=dirty")
+    return git_output(root, "diff", "--cached", "--binary", "--no-color", "--no-ext-diff")
 
 
 def _untracked_patch(root: Path) -> tuple[bytes, list[dict]]:
     """A `git apply`-able patch creating every untracked, not-ignored file within the caps."""
-    names = [n for n in _git(root, "ls-files", "--others", "--exclude-standard", "-z").decode(
+    names = [n for n in git_output(root, "ls-files", "--others", "--exclude-standard", "-z").decode(
         "utf-8", errors="surrogateescape").split("\0") if n]
     parts: list[bytes] = []
     listed: list[dict] = []
@@ -122,7 +116,7 @@ def _submodules(root: Path) -> list[dict]:
     if not (root / ".gitmodules").is_file():
         return []
     out = []
-    status = _git(root, "submodule", "status", "--recursive", check=False).decode("utf-8", errors="replace")
+    status = git_output(root, "submodule", "status", "--recursive", check=False).decode("utf-8", errors="replace")
     for line in status.splitlines():  # not stripped: the first column is the state
         parts = line[1:].split()
         if len(parts) >= 2:

@@ -326,6 +326,16 @@ def git_version() -> str:
     return f"libgit2 {pygit2.LIBGIT2_VERSION}, pygit2 {pygit2.__version__}"
 
 
+def git_output(root: Path, *args: str, check: bool = True) -> bytes:
+    """Raw stdout of a read-only git command (runs capture `git diff` / `ls-files` exactly as git
+    shows them: binary patches, .gitignore, submodules). Takes no optional locks; raises OSError."""
+    done = subprocess.run(["git", *args], cwd=root, capture_output=True, check=False,
+                          env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0"})
+    if check and done.returncode != 0:
+        raise OSError(f"git {args[0]} failed: {done.stderr.decode(errors='replace').strip()[:200]}")
+    return done.stdout
+
+
 def run_git(root: Path, *args: str) -> str:
     """Run the git command line (the demo and hooks use it as a user would); raises GitError."""
     try:
