@@ -107,17 +107,17 @@ def _order(graph: dict) -> list[str]:
     for e in graph["edges"]:
         incoming[e["target"]] = incoming.get(e["target"], 0) + 1
         following.setdefault(e["source"], []).append(e["target"])
-    ready = sorted(n for n, k in incoming.items() if k == 0)
-    out = []
+    ready = sorted((n for n, k in incoming.items() if k == 0), reverse=True)
+    out: list[str] = []
     while ready:
-        n = ready.pop(0)
+        n = ready.pop()
         out.append(n)
-        for m in sorted(following.get(n, [])):
+        for m in sorted(following.get(n, []), reverse=True):
             incoming[m] -= 1
             if incoming[m] == 0:
                 ready.append(m)
-        ready.sort()
-    return out + sorted(n for n in incoming if n not in out)
+    placed = set(out)
+    return out + sorted(n for n in incoming if n not in placed)
 
 
 def render(graph: dict, fmt: str) -> str:
@@ -145,9 +145,12 @@ def render(graph: dict, fmt: str) -> str:
     lines = [f"lineage of {labels.get(graph['root'], graph['root'])}"]
     if not graph["edges"]:
         lines.append("  (no recorded inputs or uses)")
+    outgoing: dict[str, list[str]] = {}
+    for e in graph["edges"]:
+        outgoing.setdefault(e["source"], []).append(e["target"])
     for n in _order(graph):
-        for e in sorted((e for e in graph["edges"] if e["source"] == n), key=lambda e: e["target"]):
-            lines.append(f"  {_text_label(labels, e['source'])} → {_text_label(labels, e['target'])}")
+        for target in sorted(outgoing.get(n, [])):
+            lines.append(f"  {_text_label(labels, n)} → {_text_label(labels, target)}")
     return "\n".join(lines)
 
 
