@@ -87,10 +87,10 @@ def git_hook(name: Annotated[str, typer.Argument(help="post-checkout, post-merge
     if json:
         print_json(report.to_json())
     elif (report.checked_out or report.artifacts) and not quiet:
-        what = [", ".join(report.checked_out)] if report.checked_out else []
-        what += [f"artifacts {', '.join(report.artifacts)}"] if report.artifacts else []
-        fetched = f", {report.fetched} object(s) fetched" if report.fetched else ""
-        err.print(f"runicorn: checked out {'; '.join(what)}{fetched}", markup=False, highlight=False)
+        what = [f"checked out {', '.join(report.checked_out)}"] if report.checked_out else []
+        what += [f"fetched the files of {', '.join(report.artifacts)}"] if report.artifacts else []
+        fetched = f" ({report.fetched} object(s) downloaded)" if report.fetched else ""
+        err.print(f"runicorn: {'; '.join(what)}{fetched}", markup=False, highlight=False)
 
 
 @app.command("merge-driver", hidden=True)

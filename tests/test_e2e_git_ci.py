@@ -163,7 +163,7 @@ def test_two_clones_a_person_and_ci(world):
 
     # ---- clone A: git pull, the hooks bring the data; the viewer shows both runs and the lineage -
     pulled = a.git("pull", "--no-rebase", "origin", "main")
-    assert "runicorn: checked out" in pulled.stderr and "model:v2" in pulled.stderr
+    assert "runicorn: fetched the files of model:v2 (1 object(s) downloaded)" in pulled.stderr
     v2_files = a.rn_json("artifacts", "info", "model:v2")["files"]
     cache = a.root / ".runicorn" / "cache" / "objects"
     assert all((cache / f["oid"][:2] / f["oid"][2:]).is_file() for f in v2_files)  # fetched by post-merge
