@@ -172,6 +172,7 @@ def test_runs_list_filters_sorts_searches_and_paginates(client):
     assert page2["pages"] == 2 and len(page2["runs"]) == 2
     html = client.get("/runs?per_page=4&page=2").text
     assert "page 2 of 2" in html and "← previous" in html
+    assert 'href="/runs?sort=-started_at&amp;per_page=4&amp;page=1"' in html  # the page size is kept
     assert "No run matches these filters" in client.get("/runs?q=nothing-like-this").text
 
 
