@@ -106,8 +106,13 @@ def versions(name: Annotated[str, typer.Argument(help="Artifact name.")],
 
 
 @artifacts_app.command()
-def info(ref: Ref, json: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
+def info(ref: Ref,
+         at: Annotated[Optional[str], typer.Option("--at", help="Show the aliases and stages as they were at this "
+                                                    "date or time (UTC), e.g. 2025-05-03.")] = None,
+         json: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
     """One version in detail: metadata, files, references, aliases, stage and their history."""
+    if at is not None:
+        return _info_at(ref, at, json)
     d = arts.artifact_info(Repo.find(), ref)
     if json:
         return print_json(d)
@@ -139,6 +144,26 @@ def info(ref: Ref, json: Json = False, quiet: Quiet = False, verbose: Verbose = 
             what = e["alias"] or e["stage"] or ""
             lines.append(f"  {_when(e['at'])}  {e['event']:<8} {what:<12} v{e['version']}  by {e['by'] or '-'}"
                          + (f"  run {e['run']}" if e["run"] else "") + (f"  commit {e['commit'][:12]}" if e["commit"] else ""))
+    out.print("\n".join(lines), markup=False)
+
+
+def _info_at(ref: str, at: str, json: bool) -> None:
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(at.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--at {at!r} is not a date or time; use e.g. 2025-05-03 or 2025-05-03T14:00:00Z") from None
+    state = arts.registry_at(Repo.find(), ref.split(":")[0], at)
+    if json:
+        return print_json(state)
+    lines = [f"{state['name']} as of {state['at'].replace('T', ' ')[:19]} UTC:"]
+    for stage_name, version in sorted(state["stages"].items()):
+        shown = ", ".join(f"v{v}" for v in version) if isinstance(version, list) else f"v{version}"
+        lines.append(f"  stage {stage_name}: {shown}")
+    lines += [f"  alias {a}: v{v}" for a, v in state["aliases"].items()]
+    if len(lines) == 1:
+        lines.append("  no aliases or stages yet")
     out.print("\n".join(lines), markup=False)
 
 

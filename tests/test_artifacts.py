@@ -376,3 +376,20 @@ def test_the_seed_spelling_takes_numbers_versions_aliases_and_stages(tmp_repo):
     assert json.loads(ok(tmp_repo.rn("artifacts", "--action", "info", "--name", "m", "--json")).out)["version"] == 2
     missing = tmp_repo.rn("artifacts", "--action", "versions")
     assert missing.code == 2 and "--name" in missing.err
+
+
+def test_info_at_a_date_shows_the_registry_as_it_was(tmp_repo):
+    log(tmp_repo, "clf", {"w": "1"})
+    log(tmp_repo, "clf", {"w": "2"})
+    ok(tmp_repo.rn("artifacts", "stage", "clf:v1", "staging"))
+    ok(tmp_repo.rn("artifacts", "stage", "clf:v1", "production"))
+    moment = A.artifact_info(Repo(tmp_repo.root), "clf")["history"][-1]["at"]
+    ok(tmp_repo.rn("artifacts", "stage", "clf:v2", "staging"))
+    ok(tmp_repo.rn("artifacts", "stage", "clf:v2", "production"))
+    then = ok(tmp_repo.rn("artifacts", "info", "clf", "--at", moment)).out
+    assert "stage production: v1" in then and "v2" not in then
+    now = json.loads(ok(tmp_repo.rn("artifacts", "info", "clf", "--at", "2999-12-31", "--json")).out)
+    assert now["stages"] == {"production": 2, "archived": [1]}
+    assert "no aliases or stages yet" in ok(tmp_repo.rn("artifacts", "info", "clf", "--at", "1999-01-01")).out
+    bad = tmp_repo.rn("artifacts", "info", "clf", "--at", "last tuesday")
+    assert bad.code == 2 and "--at" in bad.err
