@@ -393,3 +393,18 @@ def test_info_at_a_date_shows_the_registry_as_it_was(tmp_repo):
     assert "no aliases or stages yet" in ok(tmp_repo.rn("artifacts", "info", "clf", "--at", "1999-01-01")).out
     bad = tmp_repo.rn("artifacts", "info", "clf", "--at", "last tuesday")
     assert bad.code == 2 and "--at" in bad.err
+
+
+def test_verify_finds_a_corrupt_or_missing_cached_file(tmp_repo):
+    log(tmp_repo, "m", {"a.bin": "good", "b.bin": "also good"})
+    repo = Repo(tmp_repo.root)
+    path = repo.odb.path(sha(b"good"))
+    os.chmod(path, 0o644)
+    with open(path, "w") as f:
+        f.write("evil")
+    os.unlink(repo.odb.path(sha(b"also good")))
+    result = tmp_repo.rn("artifacts", "verify", "m", "--json")
+    assert result.code == 5
+    report = json.loads(result.out)
+    assert report["ok"] is False and len(report["problems"]) == 2
+    assert "a.bin: cached content does not match" in result.err and "b.bin: object" in result.err
