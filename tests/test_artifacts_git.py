@@ -265,3 +265,19 @@ def test_readers_and_writers_at_once_never_fail_and_lose_nothing(tmp_repo, tmp_p
     assert all(p.returncode == 0 for p in writers + readers), results
     assert all(int(out) > 0 for out, _ in results[2:])
     assert versions(tmp_repo.root, "shared") == list(range(1, 11))
+
+
+def test_a_fresh_clone_downloads_a_version_from_the_remote(tmp_repo, tmp_path):
+    ok(tmp_repo.rn("remote", "add", "store", str(tmp_path / "remote"), "--default"))
+    log(tmp_repo.root, "m", "shared weights", aliases=["best"])
+    ok(tmp_repo.rn("artifacts", "push"))
+    tmp_repo.commit("model v1")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(tmp_repo.root), str(clone))
+    from conftest import TmpRepo
+
+    other = TmpRepo(clone)
+    listing = json.loads(ok(other.rn("artifacts", "list", "--json")).out)
+    assert [(r["name"], r["latest"], r["aliases"]) for r in listing] == [("m", 1, ["best"])]
+    ok(other.rn("artifacts", "download", "m:best", "-o", str(tmp_path / "served")))
+    assert (tmp_path / "served" / "model.pth").read_text() == "shared weights"
