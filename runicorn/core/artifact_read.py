@@ -122,7 +122,7 @@ def list_artifacts(repo, type: str | None = None, search: str | None = None) -> 
     sql += (" WHERE " + " AND ".join(where) if where else "") + " GROUP BY a.name ORDER BY a.name"
     db = repo.index.db
     tags: dict[str, list[str]] = {}
-    for name, alias, kind in db.execute("SELECT name, alias, kind FROM art_aliases ORDER BY alias"):
+    for name, alias in db.execute("SELECT DISTINCT name, alias FROM art_aliases ORDER BY alias"):
         tags.setdefault(name, []).append(alias)
     out = []
     rows = db.execute(sql, args).fetchall()
