@@ -372,3 +372,17 @@ def test_pre_push_checks_only_what_the_pushed_commits_introduce(team):
     shutil.rmtree(team["store"])  # and not on the remote either: still not what this push introduces
     pushed = run_git(b.root, "push", "origin", "main")
     assert pushed.returncode == 0, pushed.stderr
+
+
+def test_pre_push_refuses_when_the_runicorn_remote_cannot_be_reached(team):
+    a = team["a"]
+    ok(a.rn("remote", "modify", "storage", "url", "ssh://127.0.0.1:9/nowhere"))
+    ok(a.rn("remote", "modify", "storage", "known_hosts", "none"))
+    a.gen({"data": {"z.csv": "z\n"}})
+    ok(a.rn("add", "data"))
+    a.commit("z")
+    before = a.git("ls-remote", str(team["origin"]), "main")
+    pushed = run_git(a.root, "push", "origin", "main")
+    assert pushed.returncode != 0 and "error:" in pushed.stderr
+    assert a.git("ls-remote", str(team["origin"]), "main") == before
+    assert run_git(a.root, "push", "--no-verify", "origin", "main").returncode == 0
