@@ -57,18 +57,19 @@ def _artifacts(ctx: typer.Context,
     if action in ("versions", "info", "delete") and not name:
         raise UsageError(f"--action {action} needs --name NAME")
     ref = f"{name}:{'v' + version if version and version.isdigit() else version or ''}" if name else ""
+    common = dict(json=json, quiet=quiet, verbose=verbose)
     if action == "list":
-        list_(None, None, json, quiet, verbose)
+        list_(type_=None, search=None, **common)
     elif action == "versions":
-        versions(name, json, quiet, verbose)
+        versions(name, **common)
     elif action == "info":
-        info(ref.rstrip(":"), json, quiet, verbose)
+        info(ref.rstrip(":"), at=None, **common)
     elif action == "stats":
-        stats(json, quiet, verbose)
+        stats(**common)
     else:
         if not version:
             raise UsageError("--action delete needs --version N")
-        delete(ref, permanent, yes, json, quiet, verbose)
+        delete(ref, permanent=permanent, yes=yes, **common)
 
 
 @artifacts_app.command("list")
