@@ -386,3 +386,12 @@ def test_pre_push_refuses_when_the_runicorn_remote_cannot_be_reached(team):
     assert pushed.returncode != 0 and "error:" in pushed.stderr
     assert a.git("ls-remote", str(team["origin"]), "main") == before
     assert run_git(a.root, "push", "--no-verify", "origin", "main").returncode == 0
+
+
+def test_linked_worktrees_share_the_hooks_of_the_main_repository(tmp_repo, tmp_path):
+    wt = tmp_path / "wt"
+    tmp_repo.git("worktree", "add", "-q", "-b", "wt", str(wt))
+    report = yaml.safe_load(ok(tmp_repo.rn("install-hooks", "--json", cwd=wt)).out)
+    assert Path(report["hooks_dir"]) == tmp_repo.root / ".git" / "hooks"  # where git runs them from, for both
+    assert hooks.MARK in (tmp_repo.root / ".git" / "hooks" / "post-checkout").read_text()
+    assert (wt / ".gitattributes").read_text() == hooks.ATTR_LINE + "\n"
