@@ -157,3 +157,12 @@ def test_the_demo_chapter_evaluates_aliases_promotes_and_shows_lineage(tmp_repo)
     assert "train (run " in text and "→ demo-model:v1" in text
     info = json.loads(ok(tmp_repo.rn("artifacts", "info", "demo-model:production", "--json")).out)
     assert info["stage"] == "production" and "best" in info["aliases"]
+
+
+def test_the_guides_troubleshooting_import_check(tmp_path):
+    done = subprocess.run([sys.executable, "-c", "import runicorn.artifacts; print('OK')"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "OK", done.stderr
+    import runicorn.artifacts as facade
+
+    assert facade.Artifact is __import__("runicorn").Artifact and callable(facade.lineage)
