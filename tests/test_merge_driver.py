@@ -204,3 +204,27 @@ def test_driver_refuses_a_malformed_side(tmp_repo, tmp_path):
     result = tmp_repo.rn("merge-driver", str(bad), str(good), str(bad), "m.bin.rn")
     assert result.code == 1 and "cannot merge m.bin.rn: the base version is not a valid pointer" in result.err
     assert good.read_text() == before
+
+
+def test_same_change_on_both_sides_is_clean_and_a_pointer_added_on_both_merges(tmp_repo, tmp_path):
+    r = tmp_repo
+    ok(r.rn("install-hooks"))
+    r.commit("hooks")
+    r.git("branch", "feat")
+    r.gen({"data": {"shared.csv": "same\n", "ours.csv": "o\n"}})
+    ok(r.rn("add", "data"))
+    r.commit("ours adds data")
+    r.git("checkout", "-q", "feat")
+    (r.root / "data").chmod(0o755)
+    import shutil
+
+    shutil.rmtree(r.root / "data")
+    r.gen({"data": {"shared.csv": "same\n", "theirs.csv": "t\n"}})
+    ok(r.rn("add", "data"))
+    r.commit("theirs adds data")
+    r.git("checkout", "-q", "main")
+    merged = run_git(r.root, "merge", "feat", "-m", "m")  # no base version: git passes an empty %O
+    assert merged.returncode == 0, merged.stderr
+    want = {"shared.csv": "same\n", "ours.csv": "o\n", "theirs.csv": "t\n"}
+    assert oid(r, "data") == expected_oid(tmp_path, want)
+    assert content(r.root / "data") == want

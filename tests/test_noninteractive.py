@@ -323,3 +323,19 @@ def test_permanent_artifact_delete_without_yes_fails_naming_yes(tracked):
     code, shown = in_pty(rn_args("artifacts", "delete", "clf:v1", "--permanent"), tracked.root,
                          env_without_terminal_hints(CI="true"))
     assert code == 2 and b"--yes" in shown and manifest.is_file()
+
+
+def test_remote_gc_without_yes_fails_naming_yes(tracked):
+    ok(tracked.rn("push"))
+    (tracked.root / "model.pth").unlink()
+    (tracked.root / "model.pth").write_bytes(b"weights 2")
+    ok(tracked.rn("add", "model.pth"))
+    tracked.commit("model 2")
+    ok(tracked.rn("push"))  # the first model's object is now used only by an older commit
+    store = tracked.root.parent / "store"
+    before = sorted((store / "objects").glob("*/*"))
+    done = tracked.rn_proc("gc", "--remote", "storage", "--workspace", env={"CI": "true"}, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and "rerun with --yes" in done.stderr
+    assert sorted((store / "objects").glob("*/*")) == before
+    ok(tracked.rn("gc", "--remote", "storage", "--workspace", "--yes"))
+    assert len(sorted((store / "objects").glob("*/*"))) == len(before) - 1
