@@ -395,3 +395,19 @@ def test_linked_worktrees_share_the_hooks_of_the_main_repository(tmp_repo, tmp_p
     assert Path(report["hooks_dir"]) == tmp_repo.root / ".git" / "hooks"  # where git runs them from, for both
     assert hooks.MARK in (tmp_repo.root / ".git" / "hooks" / "post-checkout").read_text()
     assert (wt / ".gitattributes").read_text() == hooks.ATTR_LINE + "\n"
+
+
+def test_git_clone_with_hooks_from_a_template_folder_brings_the_data(team, tmp_path):
+    """post-checkout after `git clone` sees every pointer as changed (old = 000…): the data arrives."""
+    a = team["a"]
+    ok(a.rn("push"))
+    template = tmp_path / "template"
+    (template / "hooks").mkdir(parents=True)
+    (template / "hooks" / "post-checkout").write_text((a.root / ".git" / "hooks" / "post-checkout").read_text())
+    (template / "hooks" / "post-checkout").chmod(0o755)
+    cloned = subprocess.run(["git", "clone", "-q", f"--template={template}", str(team["origin"]), str(tmp_path / "c")],
+                            capture_output=True, text=True)
+    assert cloned.returncode == 0, cloned.stderr
+    assert "runicorn: checked out data, model.pth" in cloned.stderr
+    assert files_of(tmp_path / "c" / "data") == files_of(a.root / "data")
+    assert (tmp_path / "c" / "model.pth").read_bytes() == b"weights-1"
