@@ -280,3 +280,25 @@ def test_a_fresh_clone_downloads_a_version_from_the_remote(tmp_repo, tmp_path):
     assert [(r["name"], r["latest"], r["aliases"]) for r in listing] == [("m", 1, ["best"])]
     ok(other.rn("artifacts", "download", "m:best", "-o", str(tmp_path / "served")))
     assert (tmp_path / "served" / "model.pth").read_text() == "shared weights"
+
+
+def test_outside_any_repository_a_downloaded_version_is_served_from_the_download_cache(tmp_repo, tmp_path,
+                                                                                          monkeypatch):
+    from runicorn.errors import ArtifactNotFoundError
+
+    log(tmp_repo.root, "served", "v1 weights")
+    log(tmp_repo.root, "served", "v2 weights")
+    for v in (1, 2):
+        A.use_artifact(Repo(tmp_repo.root), f"served:v{v}").download()
+    service = tmp_path / "inference-service"
+    service.mkdir()
+    monkeypatch.chdir(service)  # not a git repository, let alone a Runicorn one
+    handle = A.use_artifact(None, "served:latest")
+    assert handle.version == 2 and handle.get_path("model.pth").read_text() == "v2 weights"
+    assert A.use_artifact(None, "served:v1").download(service / "m1") == service / "m1"
+    assert (service / "m1" / "model.pth").read_text() == "v1 weights"
+    assert handle.verify() and handle.get_metadata().size_bytes == 10 and handle.get_manifest().total_files == 1
+    with pytest.raises(ArtifactNotFoundError, match=r"known: served:v1, served:v2"):
+        A.use_artifact(None, "served:production")
+    # the link made outside the cache pins v1 against cleanup
+    assert [k.split(":")[1] for k in cache_cleanup(max_age="0s")["kept_linked"]] == ["v1"]

@@ -11,6 +11,7 @@ objects fetched from the default remote when missing, and LRU cleanup of the dow
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from runicorn.config import Config, parse_duration
 from runicorn.core.events import NULL, Reporter
-from runicorn.errors import ObjectMissingError, RemoteObjectCorruptError, UsageError
+from runicorn.errors import ArtifactNotFoundError, ObjectMissingError, RemoteObjectCorruptError, UsageError
 from runicorn.storage import fsutil
 from runicorn.storage.artifact_ledger import Ledger
 from runicorn.storage.cache import Linker
@@ -100,10 +101,29 @@ class DownloadCache:
         links = link_files(self.odb, self.linker, doc, target)
         objects = {f["oid"]: f["size"] for f in doc["files"]}
         self.ledger.record(key, doc["name"], doc["version"], doc["digest"], str(self.default_target(doc)), objects,
-                           len(doc["files"]))
+                           len(doc["files"]), json.dumps(doc, default=str))
         if not own:
             self.ledger.add_links(key, links)
         return target
+
+    def find(self, name: str, spec: str | None) -> dict:
+        """The manifest of a downloaded version, for use outside any repository: NAME with `latest`
+        (the highest version downloaded here) or `vN`. Aliases and stages need the repository."""
+        rows = [e for e in self.ledger.entries() if e["name"] == name]
+        if spec in (None, "latest") and rows:
+            wanted = max(e["version"] for e in rows)
+        elif spec and re.fullmatch(r"v?[1-9][0-9]{0,8}", spec):
+            wanted = int(spec.lstrip("v"))
+        else:
+            wanted = None
+        hits = sorted((e for e in rows if e["version"] == wanted), key=lambda e: -e["last_used"])
+        text = self.ledger.manifest(hits[0]["key"]) if hits else None
+        if text is None:
+            known = sorted({f"{e['name']}:v{e['version']}" for e in self.ledger.entries()})
+            raise ArtifactNotFoundError(f"{name}:{spec or 'latest'} in the download cache {self.root}", known,
+                                        "outside a repository only downloaded versions (by number or latest) can be "
+                                        "used; download it inside the repository first (`runicorn artifacts download`)")
+        return json.loads(text)
 
     # -- list / cleanup -------------------------------------------------------------------------
     def _live_links(self, key: str | None = None) -> tuple[set[str], list[str]]:
@@ -221,7 +241,14 @@ def ensure_objects(repo, doc: dict, remote: str | None, reporter: Reporter = NUL
 
 
 def download(repo, doc: dict, target_dir=None, remote: str | None = None, reporter: Reporter = NULL) -> Path:
-    """DOC's files as a folder (see the module docstring for where they come from)."""
+    """DOC's files as a folder (see the module docstring for where they come from). REPO None: from
+    the download cache alone (a process outside any repository)."""
+    if repo is None:
+        cache = DownloadCache(default_dir())
+        if not cache.has_all(doc):
+            raise ObjectMissingError(sorted({f["oid"] for f in doc["files"] if not cache.odb.exists(f["oid"])}),
+                                     f"the download cache {cache.root}")
+        return cache.materialise(doc, Path(target_dir).absolute() if target_dir is not None else None)
     cache = DownloadCache(default_dir(repo.config), repo.config.get("cache.link"))
     target = Path(target_dir).absolute() if target_dir is not None else None
     inside = target is not None and _inside(target, repo.root)

@@ -5,10 +5,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runicorn.core import artifact_index as aindex
+from runicorn.core.artifact_cache import DownloadCache, default_dir
 from runicorn.core.artifact_cache import download as download_version
-from runicorn.core.artifact_read import known_refs, list_versions, load_manifest, open_repo, resolve
+from runicorn.core.artifact_read import known_refs, list_versions, load_manifest, open_repo, resolve, split_ref
 from runicorn.core.events import NULL, Reporter
-from runicorn.errors import ArtifactNotFoundError, ArtifactVerifyError
+from runicorn.errors import ArtifactNotFoundError, ArtifactVerifyError, NotAGitRepoError, NotARunicornRepoError
 from runicorn.storage.artifact_refs import measure, verifiable
 
 
@@ -84,7 +85,8 @@ class ArtifactHandle:
         return report["ok"]
 
     def get_metadata(self) -> ArtifactMetadata:
-        row = next((v for v in list_versions(self.repo, self.name) if v["version"] == self.version), {})
+        rows = list_versions(self.repo, self.name) if self.repo is not None else []
+        row = next((v for v in rows if v["version"] == self.version), {})
         d = self._doc
         return ArtifactMetadata(d["name"], d["version"], d["type"], d.get("description"), d["metadata"], d["tags"],
                                 d.get("created_at"), d.get("created_by") or {}, d["size"], d["digest"],
@@ -101,7 +103,12 @@ class ArtifactHandle:
 def use_artifact(repo, ref: str, run=None) -> ArtifactHandle:
     """Resolve REF (name, name:latest, name:vN, name:<alias>, name:<stage>); with RUN, record that
     the run used it (lineage edge and the run's own record)."""
-    repo = open_repo(repo if repo is not None else getattr(run, "repo", None))
+    try:
+        repo = open_repo(repo if repo is not None else getattr(run, "repo", None))
+    except (NotARunicornRepoError, NotAGitRepoError):
+        if repo is not None:
+            raise
+        return _from_download_cache(ref, run)
     name, version = resolve(repo, ref)
     doc = load_manifest(repo, name, version)
     run_id = getattr(run, "id", None) if run is not None else None
@@ -114,15 +121,25 @@ def use_artifact(repo, ref: str, run=None) -> ArtifactHandle:
     return ArtifactHandle(repo, doc)
 
 
+def _from_download_cache(ref: str, run) -> ArtifactHandle:
+    """Outside any repository: a version downloaded on this machine before (the inference-service case)."""
+    name, spec = split_ref(ref)
+    doc = DownloadCache(default_dir()).find(name, spec)
+    if run is not None and hasattr(run, "note_artifact_used"):
+        run.note_artifact_used(doc["name"], doc["version"], doc["digest"])
+    return ArtifactHandle(None, doc)
+
+
 def verify_version(repo, doc: dict) -> dict:
     """Files: each object re-hashed (repository cache). References: re-measured when the checksum is
     a full sha256 and the data is reachable. Read-only."""
     problems, checked, unverifiable = [], 0, []
+    odb = repo.odb if repo is not None else DownloadCache(default_dir()).odb
     for f in doc["files"]:
         checked += 1
-        if not repo.odb.exists(f["oid"]):
+        if not odb.exists(f["oid"]):
             problems.append(f"{f['path']}: object {f['oid'][:12]} missing from the cache")
-        elif repo.odb.rehash(f["oid"]) != f["oid"]:
+        elif odb.rehash(f["oid"]) != f["oid"]:
             problems.append(f"{f['path']}: cached content does not match {f['oid'][:12]}")
     for r in doc["references"]:
         if not verifiable(r.get("checksum")):

@@ -17,6 +17,7 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS entry_objects (
         key TEXT NOT NULL, oid TEXT NOT NULL, size INTEGER NOT NULL, PRIMARY KEY (key, oid)) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS entry_objects_oid ON entry_objects (oid)",
+    "CREATE TABLE IF NOT EXISTS manifests (key TEXT PRIMARY KEY, manifest TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS links (
         path TEXT PRIMARY KEY, oid TEXT NOT NULL, key TEXT NOT NULL)""",
 ]
@@ -47,9 +48,11 @@ class Ledger:
         self.db.execute("COMMIT")
 
     def record(self, key: str, name: str, version: int, digest: str, path: str, objects: dict[str, int],
-               files: int) -> None:
+               files: int, manifest: str | None = None) -> None:
         now = time.time()
         with self.write() as db:
+            if manifest is not None:
+                db.execute("INSERT OR REPLACE INTO manifests (key, manifest) VALUES (?, ?)", (key, manifest))
             db.execute("INSERT INTO entries (key, name, version, digest, size, files, path, created_at, last_used) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET last_used = excluded.last_used",
                        (key, name, version, digest, sum(objects.values()), files, path, now, now))
@@ -77,9 +80,14 @@ class Ledger:
     def pool(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT oid, max(size) FROM entry_objects GROUP BY oid"))
 
+    def manifest(self, key: str) -> str | None:
+        row = self.db.execute("SELECT manifest FROM manifests WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
     def forget(self, key: str, dead_links: list[str]) -> None:
         with self.write() as db:
             db.execute("DELETE FROM entries WHERE key = ?", (key,))
+            db.execute("DELETE FROM manifests WHERE key = ?", (key,))
             db.execute("DELETE FROM entry_objects WHERE key = ?", (key,))
             db.executemany("DELETE FROM links WHERE path = ?", [(p,) for p in dead_links])
 
