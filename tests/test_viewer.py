@@ -547,3 +547,13 @@ def test_lineage_direction_and_depth_from_the_form(client):
     assert ids(up) | ids(down) == ids(both)
     html = client.get("/lineage?ref=resnet-tiny:v1&depth=2").text
     assert 'name="up" value="true" checked' in html and '<option value="2" selected>' in html
+
+
+def test_data_history_of_an_uncommitted_and_an_untracked_path(tmp_repo):
+    tmp_repo.gen({"fresh.bin": b"x" * 100})
+    assert tmp_repo.rn("add", "fresh.bin").code == 0
+    client = TestClient(create_app(tmp_repo.root), base_url="http://127.0.0.1")
+    d = client.get("/api/data/fresh.bin").json()
+    assert d["history"] == [] and d["current"]["size"] == 100
+    assert "No commit records this path yet" in client.get("/data/fresh.bin").text
+    assert client.get("/data/never-tracked.bin").status_code == 404

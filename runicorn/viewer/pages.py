@@ -11,7 +11,7 @@ from collections import OrderedDict
 
 from runicorn.core import history
 from runicorn.core.repo import Repo
-from runicorn.errors import PageNotFoundError, RunicornError
+from runicorn.errors import PageNotFoundError, PathNotTrackedError, RunicornError, UnsafePathError
 from runicorn.viewer import sources
 from runicorn.viewer.layout import layout
 from runicorn.viewer.sources import artifacts_api, iso, runs_api
@@ -359,13 +359,17 @@ def data_page(repo: Repo) -> dict:
 
 
 def data_history(repo: Repo, path: str) -> dict:
+    tracked_now = repo.pointer_file(path).is_file()
     try:
         rows = history.log(repo, str(repo.root / path))  # log() takes a user path: make it absolute
+    except (PathNotTrackedError, UnsafePathError) as exc:
+        raise PageNotFoundError("tracked path", path) from exc
     except RunicornError as exc:
-        if repo.pointer_file(path).is_file():
-            rows = []
-        else:
-            raise PageNotFoundError("tracked path", path) from exc
+        # log() raises a plain RunicornError ("no git history yet") for a pointer not committed yet;
+        # anything else (a hostile pointer in history, a git error) is shown as the error it is.
+        if not tracked_now or type(exc) is not RunicornError:
+            raise
+        rows = []
     for r in rows:
         r["when"] = iso(r.get("date"))
     current = repo.pointer_file(path)
