@@ -411,3 +411,26 @@ def test_git_clone_with_hooks_from_a_template_folder_brings_the_data(team, tmp_p
     assert "runicorn: checked out data, model.pth" in cloned.stderr
     assert files_of(tmp_path / "c" / "data") == files_of(a.root / "data")
     assert (tmp_path / "c" / "model.pth").read_bytes() == b"weights-1"
+
+
+def test_a_bad_pointer_does_not_stop_the_other_paths(team):
+    a = team["a"]
+    a.git("checkout", "-q", "-b", "v2")
+    (a.root / "model.pth").chmod(0o644)
+    (a.root / "model.pth").unlink()
+    (a.root / "model.pth").write_bytes(b"weights-2")
+    (a.root / "data" / "a.csv").unlink()
+    (a.root / "data" / "a.csv").write_text("a v2\n")
+    ok(a.rn("add", "data", "model.pth"))
+    a.commit("v2")
+    a.git("checkout", "-q", "main")
+    assert (a.root / "data" / "a.csv").read_text() == "a\n"
+    # on v2 the model pointer is hostile; data must still follow the branch
+    a.git("checkout", "-q", "v2")
+    (a.root / "model.pth.rn").write_text("runicorn: 1\npath: ../../etc/passwd\nkind: file\n")
+    a.commit("break model pointer")
+    a.git("checkout", "-q", "main")
+    switched = run_git(a.root, "checkout", "v2")
+    assert switched.returncode == 0
+    assert "model.pth was not checked out: invalid pointer model.pth.rn" in switched.stderr
+    assert (a.root / "data" / "a.csv").read_text() == "a v2\n"

@@ -221,6 +221,10 @@ def sync(repo: Repo, rels: list[str], reporter: Reporter = NULL) -> SyncReport:
             reporter.warn(f"{rel} has uncommitted changes and was not checked out; "
                           f"`runicorn add {rel}` keeps them, `runicorn checkout --force {rel}` discards them")
             continue
+        except RunicornError as exc:  # a bad pointer, an unwritable file: the other paths still come
+            report.not_restored.append(rel)
+            reporter.warn(f"{rel} was not checked out: {exc.message}")
+            continue
         if any(r.missing for r in results):
             incomplete.append(rel)
         if any(r.linked or r.removed for r in results):
