@@ -271,6 +271,10 @@ def test_commits_list_runs_and_artifact_versions_per_commit(client, repo_root):
     assert with_runs["sha"] == shas[1]  # runs started on the commit before the last
     assert {v["name"] for v in with_runs["artifact_versions"]} >= {"resnet-tiny"}
     assert next(c for c in d["commits"] if c["sha"] == shas[1])["data_changes"] == ["data"]
+    assert {m["name"] for m in d["commits"][0]["manifests"]} == {"mnist-small", "resnet-tiny", "eval-report"}
+    last = client.get(f"/api/commits/{shas[0]}").json()
+    assert {(m["name"], m["version"]) for m in last["manifests"]} == {
+        ("mnist-small", 1), ("mnist-small", 2), ("resnet-tiny", 1), ("eval-report", 1)}
     detail = client.get(f"/api/commits/{shas[-1]}").json()
     assert {f["tracked"] for f in detail["data_changes"]} == {"data", "model.pth"}
     assert "+++ b/data.rn" in detail["diff"]

@@ -305,7 +305,7 @@ def commits_page(repo: Repo, page: int = 1, per_page: int = 30) -> dict:
     for row in rows:
         row["runs"] = _runs_at(repo, row["sha"], 20)
         row["artifact_versions"] = by_commit.get(row["sha"], [])
-        row["data_changes"] = sources.changed_pointers(repo, row["sha"])
+        row["data_changes"], row["manifests"] = sources.changed(repo, row["sha"])
     return {**sources.head_info(repo), "commits": rows, "page": page, "more": more}
 
 

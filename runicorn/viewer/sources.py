@@ -10,6 +10,7 @@ import importlib
 from datetime import datetime, timezone
 
 from runicorn.core.repo import Repo
+from runicorn.storage import artifact_store
 from runicorn.storage.git import is_pointer_path
 
 POINTER_SUFFIX = ".rn"
@@ -85,18 +86,33 @@ def commit(repo: Repo, sha: str) -> dict:
     row["data_changes"] = [f for f in row["files"] if is_pointer_path(f["path"])]
     for f in row["data_changes"]:
         f["tracked"] = f["path"][: -len(POINTER_SUFFIX)]
+    row["manifests"] = [m for m in (manifest_of(f["path"], f["status"]) for f in row["files"]) if m]
     row["diff"] = patch
     return row
 
 
-def changed_pointers(repo: Repo, sha: str) -> list[str]:
-    """Tracked paths whose pointer changed in commit SHA (against its first parent)."""
+def manifest_of(path: str, status: str) -> dict | None:
+    """{'name', 'version', 'status'} when PATH is an artifact version's manifest, else None."""
+    folder, _, file = path.rpartition("/")
+    parent, _, name = folder.rpartition("/")
+    match = artifact_store.VERSION_FILE_RE.match(file)
+    if parent != artifact_store.DIR or not match or not artifact_store.NAME_RE.match(name):
+        return None
+    return {"name": name, "version": int(match.group(1)), "status": status}
+
+
+def changed(repo: Repo, sha: str) -> tuple[list[str], list[dict]]:
+    """(tracked paths whose pointer changed, artifact manifests added or changed) in commit SHA,
+    against its first parent."""
     raw = repo.git.repo
     obj = raw[raw.revparse_single(sha).id]
     diff = raw.diff(obj.parents[0], obj) if obj.parents else obj.tree.diff_to_tree(swap=True)
-    out = []
+    pointers, manifests = [], []
     for d in diff.deltas:
-        path = d.new_file.path if d.status_char() != "D" else d.old_file.path
+        status = d.status_char()
+        path = d.new_file.path if status != "D" else d.old_file.path
         if is_pointer_path(path):
-            out.append(path[: -len(POINTER_SUFFIX)])
-    return out
+            pointers.append(path[: -len(POINTER_SUFFIX)])
+        elif (m := manifest_of(path, status)) is not None:
+            manifests.append(m)
+    return pointers, manifests
