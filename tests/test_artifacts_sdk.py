@@ -166,3 +166,27 @@ def test_the_guides_troubleshooting_import_check(tmp_path):
     import runicorn.artifacts as facade
 
     assert facade.Artifact is __import__("runicorn").Artifact and callable(facade.lineage)
+
+
+def test_seed_003_log_model_and_use_model_through_the_registry(tmp_repo):
+    tmp_repo.gen({"model.pth": "v1", "model2.pth": "v2"})
+    out = script(tmp_repo, """
+        import runicorn as rn
+        from runicorn.artifacts import log_model, use_model
+
+        with rn.init(project="registry", name="train"):
+            v1 = log_model("model.pth", "fraud-detector", tags=["xgb"], description="first", stage="production")
+            v2 = log_model("model2.pth", "fraud-detector", version="2025-q4", stage="staging")
+        with rn.init(project="registry", name="serve") as run:
+            prod = use_model("fraud-detector", stage="production")
+            staged = use_model("fraud-detector", version=2)
+            print("PROD", (prod / "model.pth").read_text(), "STAGED", (staged / "model2.pth").read_text(), v1, v2)
+            print("RUN", run.id)
+        """, "registry.py")
+    assert "PROD v1 STAGED v2 1 2" in out
+    info = json.loads(ok(tmp_repo.rn("artifacts", "info", "fraud-detector:staging", "--json")).out)
+    assert info["version"] == 2 and info["metadata"] == {"version_label": "2025-q4"} and info["type"] == "model"
+    assert [(e["event"], e["stage"], e["version"]) for e in info["history"]] == [
+        ("stage", "staging", 1), ("stage", "production", 1), ("stage", "staging", 2)]
+    used = run_doc(tmp_repo, out.split("RUN ")[1].split()[0])["artifacts"]["used"]
+    assert [(u["artifact"], u["version"]) for u in used] == [("fraud-detector", 1), ("fraud-detector", 2)]
