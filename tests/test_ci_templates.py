@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -142,3 +143,33 @@ def test_script_log_model_and_export(tmp_repo):
     assert "logged clf:v1" in done.stderr
     assert (r.root / ".runicorn" / "artifacts" / "clf" / "v1.yaml").is_file()
     assert (r.root / "site" / "index.html").is_file()
+
+
+def test_script_all_runs_the_templates_flow(tmp_repo, tmp_path):
+    """`runicorn-ci.sh all` as the templates run it: pull, train, log the model, push, export, check."""
+    r = tmp_repo
+    store = tmp_path / "store"
+    r.gen({"data": {"a.csv": "1\n2\n"}, "train.py": (
+        "from pathlib import Path\n"
+        "rows = len(Path('data/a.csv').read_text().splitlines())\n"
+        "Path('outputs').mkdir(exist_ok=True)\n"
+        "Path('outputs/model.pth').write_text(f'model of {rows} rows')\n"), ".gitignore": "/outputs/\n/site/\n"})
+    ok(r.rn("add", "data"))
+    ok(r.rn("remote", "add", "storage", str(store), "--default"))
+    ok(r.rn("push"))
+    r.commit("project")
+    shutil.rmtree(r.root / ".runicorn" / "cache")  # a cold CI cache: pull must bring the data
+    (r.root / "data" / "a.csv").chmod(0o644)
+    shutil.rmtree(r.root / "data")
+    done = ci(r, "all", RUNICORN_CACHE_DIR=str(r.root / ".runicorn-cache"), RUNICORN_CI_TRAIN=f"{sys.executable} train.py",
+              RUNICORN_CI_MODEL="outputs/model.pth", RUNICORN_CI_SITE="site")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (r.root / "data" / "a.csv").read_text() == "1\n2\n"
+    assert "logged model:v1" in done.stderr and (r.root / "site" / "index.html").is_file()
+    manifest = yaml.safe_load((r.root / ".runicorn" / "artifacts" / "model" / "v1.yaml").read_text())
+    remote_objects = {p.parent.name + p.name for p in (store / "objects").glob("*/*")}
+    assert {f["oid"] for f in manifest["files"]} <= remote_objects  # the model's file reached the remote
+    run_id = (r.root / ".runicorn" / "tmp" / "ci-run-id").read_text().strip()
+    assert (store / "runs").is_dir() and any(run_id in str(p) for p in (store / "runs").rglob("*"))
+    assert list((r.root / ".runicorn-cache" / "objects").glob("*/*"))  # the cache the CI saves
+    assert ".runicorn-cache" not in r.git("status", "--porcelain")  # kept out of git's view by setup
