@@ -29,10 +29,21 @@ def _when(iso: str | None) -> str:
     return (iso or "-").replace("T", " ")[:19]
 
 
+def _print_table(table: Table) -> None:
+    """One row per line at the table's natural width, never wrapped or cut (also when piped)."""
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    width = Measurement.get(out, out.options.update(max_width=100_000), table).maximum
+    wide = Console(file=out.file, width=max(width, 20), highlight=False, no_color=out.no_color,
+                   force_terminal=out.is_terminal, color_system=out.color_system and "standard")
+    wide.print(table)
+
+
 def _table(*columns: str) -> Table:
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     for c in columns:
-        table.add_column(c, overflow="fold")
+        table.add_column(c, no_wrap=True)
     return table
 
 
@@ -87,7 +98,7 @@ def list_(type_: Annotated[Optional[str], typer.Option("--type", help="Only this
     for r in rows:
         table.add_row(r["name"], r["type"], str(r["versions"]), _size(r["size"]),
                       f"v{r['latest']}" if r["latest"] else "-", ", ".join(r["aliases"]))
-    out.print(table)
+    _print_table(table)
 
 
 @artifacts_app.command()
@@ -103,7 +114,7 @@ def versions(name: Annotated[str, typer.Argument(help="Artifact name.")],
         version = f"v{r['version']}" + (" (deleted)" if r["deleted"] else "")
         table.add_row(version, _when(r["created_at"]), _size(r["size"]), str(r["files"]), r["run"] or "-",
                       ", ".join(r["aliases"]), r["stage"])
-    out.print(table)
+    _print_table(table)
 
 
 @artifacts_app.command()
@@ -354,7 +365,7 @@ def cache_list(json: Json = False, quiet: Quiet = False, verbose: Verbose = Fals
         table.add_row(f"{r['name']}:v{r['version']}", _size(r["size"]), str(r["files"]),
                       datetime.fromtimestamp(r["last_used"]).strftime("%Y-%m-%d %H:%M"), "yes" if r["linked"] else "no",
                       r["path"])
-    out.print(table)
+    _print_table(table)
 
 
 @cache_app.command("cleanup")
