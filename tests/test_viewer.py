@@ -561,3 +561,32 @@ def test_data_history_of_an_uncommitted_and_an_untracked_path(tmp_repo):
     assert d["history"] == [] and d["current"]["size"] == 100
     assert "No commit records this path yet" in client.get("/data/fresh.bin").text
     assert client.get("/data/never-tracked.bin").status_code == 404
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from runicorn.core.repo import Repo
+with Repo.find().lock():
+    Path(sys.argv[1]).write_text("held")
+    time.sleep(60)
+"""
+
+
+def test_pages_never_wait_for_the_repository_lock(client, repo_root, tmp_path):
+    run_id = _runs(client)["train-0"]["id"]
+    flag = tmp_path / "held"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(flag)], cwd=repo_root)  # a busy writer
+    try:
+        deadline = time.monotonic() + 30
+        while not flag.exists():
+            assert time.monotonic() < deadline and holder.poll() is None, "the lock holder did not start"
+            time.sleep(0.05)
+        started = time.monotonic()
+        for page in ("/", "/runs", f"/runs/{run_id}", "/artifacts", "/artifacts/mnist-small?tab=lineage",
+                     "/commits", "/data", "/data/data", "/lineage?ref=resnet-tiny:v1"):
+            assert client.get(page).status_code == 200, page
+        assert time.monotonic() - started < 20  # core.lock_timeout is 60 s: nothing waited for it
+    finally:
+        holder.kill()
+        holder.wait()
