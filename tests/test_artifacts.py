@@ -408,3 +408,10 @@ def test_verify_finds_a_corrupt_or_missing_cached_file(tmp_repo):
     report = json.loads(result.out)
     assert report["ok"] is False and len(report["problems"]) == 2
     assert "a.bin: cached content does not match" in result.err and "b.bin: object" in result.err
+
+
+def test_tables_keep_one_row_per_line_however_long(tmp_repo):
+    long_alias = "a-very-long-alias-name-that-would-not-fit-in-eighty-columns-at-all"
+    log(tmp_repo, "m", {"w": "1"}, aliases=[long_alias])
+    rows = [line for line in ok(tmp_repo.rn("artifacts", "versions", "m")).out.splitlines() if line.startswith("v1 ")]
+    assert len(rows) == 1 and long_alias in rows[0] and rows[0].rstrip().endswith("none")
