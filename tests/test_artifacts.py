@@ -411,7 +411,8 @@ def test_verify_finds_a_corrupt_or_missing_cached_file(tmp_repo):
 
 
 def test_tables_keep_one_row_per_line_however_long(tmp_repo):
-    long_alias = "a-very-long-alias-name-that-would-not-fit-in-eighty-columns-at-all"
-    log(tmp_repo, "m", {"w": "1"}, aliases=[long_alias])
+    aliases = ["a-long-alias-name-number-one", "a-long-alias-name-number-two", "a-long-alias-name-number-three"]
+    log(tmp_repo, "m", {"w": "1"}, aliases=aliases)
     rows = [line for line in ok(tmp_repo.rn("artifacts", "versions", "m")).out.splitlines() if line.startswith("v1 ")]
-    assert len(rows) == 1 and long_alias in rows[0] and rows[0].rstrip().endswith("none")
+    assert len(rows) == 1 and all(a in rows[0] for a in aliases) and rows[0].rstrip().endswith("none")
+    assert len(rows[0]) > 120
