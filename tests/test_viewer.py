@@ -293,6 +293,9 @@ def test_openapi_lists_the_json_twins(client):
               "/api/commits/{sha}", "/api/data/{path}", "/api/runs/{run_id}/metrics/{key}"):
         assert p in paths
     assert "/api/runs" in client.get("/api").text
+    docs = client.get("/docs").text  # Swagger UI from the vendored copy: no CDN
+    assert "/static/vendor/swagger-ui/swagger-ui-bundle.js" in docs and "cdn." not in docs
+    assert client.get("/static/vendor/swagger-ui/swagger-ui-bundle.js").status_code == 200
 
 
 # -- errors and empty states --------------------------------------------------------------------

@@ -209,3 +209,22 @@ def test_exported_site_works_from_the_file_system(chromium, repo_root, tmp_path)
     _shot(page, "10-export")
     page.close()
     assert not watch.problems, watch.problems
+
+
+def test_openapi_docs_work_offline(server, chromium):
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    watch = Watch(page)
+    page.goto(server + "/docs")
+    page.wait_for_selector(".opblock-summary-path", timeout=15000)
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert any("/api/runs" in p for p in paths) and any("/api/lineage" in p for p in paths)
+    block = "#operations-default-dashboard_api_api_dashboard_get"
+    page.click(f"{block} .opblock-summary")
+    with page.expect_response(lambda r: r.url.endswith("/api/dashboard")) as answer:
+        page.click(f"{block} button.execute")
+    assert answer.value.status == 200
+    page.wait_for_selector(f"{block} .live-responses-table tbody .response-col_status")
+    assert page.locator(f"{block} .live-responses-table tbody .response-col_status").first.inner_text() == "200"
+    _shot(page, "11-api-docs")
+    page.close()
+    assert not watch.problems, watch.problems

@@ -26,7 +26,8 @@ def test_wheel_contains_templates_and_static_assets(tmp_path):
     for template in ("base.html", "dashboard.html", "run.html", "artifact.html", "lineage_graph.html", "error.html"):
         assert f"runicorn/templates/viewer/{template}" in names
     for asset in ("viewer.css", "viewer.js", "favicon.svg", "vendor/uPlot.iife.min.js", "vendor/uPlot.min.css",
-                  "vendor/uPlot.LICENSE"):
+                  "vendor/uPlot.LICENSE", "vendor/swagger-ui/swagger-ui-bundle.js", "vendor/swagger-ui/swagger-ui.css",
+                  "vendor/swagger-ui/LICENSE"):
         assert f"runicorn/viewer/static/{asset}" in names
     assert "runicorn/viewer/app.py" in names and "runicorn/cli_viewer.py" in names
 

@@ -12,6 +12,7 @@ from typing import Optional
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
@@ -116,7 +117,8 @@ def _routes(app: FastAPI) -> APIRouter:
             for endpoint, route, extra in ((html, path, {"include_in_schema": False, "response_class": HTMLResponse}),
                                            (api, api_path, {"summary": name})):
                 endpoint.__signature__ = _signature(fn, endpoint is html)
-                router.add_api_route(route, endpoint, methods=["GET"], name=f"{fn.__name__}_{'html' if endpoint is html else 'api'}", **extra)
+                kind = "html" if endpoint is html else "api"
+                router.add_api_route(route, endpoint, methods=["GET"], name=f"{fn.__name__}_{kind}", **extra)
             return fn
 
         return register
@@ -208,6 +210,15 @@ def _routes(app: FastAPI) -> APIRouter:
     @page("/data/{path:path}", "data_path.html", "History of one tracked path across commits")
     def data_path(path: str):
         return pages.data_history(repo(), sec.check_relpath(path))
+
+    @router.get("/docs", include_in_schema=False, response_class=HTMLResponse)
+    def docs():
+        """Swagger UI over /openapi.json, served from the vendored copy (no CDN)."""
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Runicorn viewer API",
+                                   swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+                                   swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+                                   swagger_favicon_url="/static/favicon.svg",
+                                   swagger_ui_parameters={"validatorUrl": None, "tryItOutEnabled": True})
 
     @router.get("/api", include_in_schema=False, response_class=HTMLResponse)
     def api_index(request: Request):

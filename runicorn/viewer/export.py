@@ -58,7 +58,7 @@ def export_site(repo: Repo, target: Path, force: bool = False) -> dict:
     work = tmp_name(target)
     work.mkdir(parents=True)
     try:
-        shutil.copytree(STATIC_DIR, work / "static")
+        shutil.copytree(STATIC_DIR, work / "static", ignore=shutil.ignore_patterns("swagger-ui"))  # no API offline
         for path, template, thunk in items:
             html = render(template, thunk(), url=relative_url(path, exported), exported=True, current=path.split("?")[0])
             out = work / export_file(path)
