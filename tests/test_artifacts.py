@@ -248,6 +248,21 @@ def test_download_fetches_missing_objects_from_the_default_remote(tmp_repo, tmp_
     assert (out / "model.pth").read_text() == "remote weights" and repo.odb.exists(oid)
 
 
+def test_push_sends_artifact_files_and_skips_versions_this_clone_never_downloaded(tmp_repo, tmp_path):
+    log(tmp_repo, "m", {"model.pth": "pushed with the data"})
+    ok(tmp_repo.rn("remote", "add", "store", str(tmp_path / "remote"), "--default"))
+    first = json.loads(ok(tmp_repo.rn("push", "--json")).out)
+    oid = sha(b"pushed with the data")
+    stored = tmp_path / "remote" / "objects" / oid[:2] / oid[2:]
+    assert first["transferred"] == 1 and stored.read_bytes() == b"pushed with the data"
+    assert json.loads(ok(tmp_repo.rn("push", "--json")).out)["transferred"] == 0
+    repo = Repo(tmp_repo.root)
+    os.chmod(repo.odb.path(oid), 0o644)
+    os.unlink(repo.odb.path(oid))  # as in a clone that only has the manifest
+    again = json.loads(ok(tmp_repo.rn("push", "--json")).out)
+    assert again["missing"] == [] and again["transferred"] == 0
+
+
 def test_download_without_the_object_or_a_remote_says_what_to_do(tmp_repo, tmp_path):
     log(tmp_repo, "m", {"model.pth": "w"})
     repo = Repo(tmp_repo.root)

@@ -161,6 +161,8 @@ def push(repo: Repo, paths: list[str] | None = None, remote: str | None = None, 
     if full or index.corrupt():  # objects found corrupt may sit under subtrees the index vouches for
         index.forget()
     plan, known = _plan_checked(repo, store, index, targets)
+    if not paths:  # a whole push also sends the files of the artifact versions held here
+        plan.files |= _local_artifact_files(repo)
     result = TransferResult(store.name)
     wanted = (plan.files - known) | set(plan.manifests)
     there = present_on_remote(store, wanted) - index.corrupt()  # corrupt ones are overwritten
@@ -177,6 +179,14 @@ def push(repo: Repo, paths: list[str] | None = None, remote: str | None = None, 
     reporter.end_task()
     result.missing = {oid: [where] for oid, where in plan.absent_locally.items()}
     return result
+
+
+def _local_artifact_files(repo: Repo) -> set[str]:
+    """Files of the artifact manifests in the workspace whose objects are in the cache. Versions
+    logged elsewhere and never downloaded here are left out: whoever logged them pushed them."""
+    from runicorn.core.artifact_transfer import artifact_objects  # artifacts build on transfer
+
+    return {oid for oid in artifact_objects(repo) if repo.odb.exists(oid)}
 
 
 def _plan_checked(repo: Repo, store: ObjectStore, index: RemoteIndex, targets: list[Target]) -> tuple[PushPlan, set[str]]:
