@@ -128,9 +128,8 @@ class _NullRun:
 
     def use_artifact(self, ref):
         from runicorn.core import artifacts
-        from runicorn.core.repo import Repo
 
-        return artifacts.use_artifact(Repo.find(), ref, run=None)
+        return artifacts.use_artifact(_repo_or_none(), ref, run=None)
 
     def __enter__(self):
         return self
@@ -216,10 +215,20 @@ def use_artifact(ref):
     current = run if run is not None and not run._finished else None
     if current is None:
         from runicorn.core import artifacts
-        from runicorn.core.repo import Repo
 
-        return artifacts.use_artifact(Repo.find(), ref, run=None)
+        return artifacts.use_artifact(_repo_or_none(), ref, run=None)
     return current.use_artifact(ref)
+
+
+def _repo_or_none():
+    """The repository here, or None outside one (artifacts are then served from the download cache)."""
+    from runicorn.core.repo import Repo
+    from runicorn.errors import NotARunicornRepoError, NotAGitRepoError
+
+    try:
+        return Repo.find()
+    except (NotARunicornRepoError, NotAGitRepoError):
+        return None
 
 
 def log_artifact(artifact, aliases=None):

@@ -302,3 +302,19 @@ def test_outside_any_repository_a_downloaded_version_is_served_from_the_download
         A.use_artifact(None, "served:production")
     # the link made outside the cache pins v1 against cleanup
     assert [k.split(":")[1] for k in cache_cleanup(max_age="0s")["kept_linked"]] == ["v1"]
+
+
+def test_a_run_outside_any_repository_uses_a_version_from_the_download_cache(tmp_repo, tmp_path):
+    """An inference service: `rn.init` outside a repo (user-level run store) + `run.use_artifact`."""
+    log(tmp_repo.root, "served", "v1 weights")
+    A.use_artifact(Repo(tmp_repo.root), "served:v1").download()  # fills the user-level download cache
+    service = tmp_path / "service"
+    service.mkdir()
+    script = ("import runicorn as rn\n"
+              "run = rn.init(project='inference')\n"
+              "print(run.use_artifact('served:latest').get_path('model.pth').read_text())\n"
+              "print(rn.use_artifact('served:v1').version)\n"
+              "rn.finish()\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=service, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["v1", "weights", "1"]

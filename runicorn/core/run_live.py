@@ -356,7 +356,7 @@ class Run:
     def use_artifact(self, ref):
         from runicorn.core import artifacts
 
-        return artifacts.use_artifact(self._need_repo(), ref, run=self)
+        return artifacts.use_artifact(self.repo, ref, run=self)  # None: served from the download cache
 
     # -- the document --------------------------------------------------------------------------
     def _update_doc(self, change: Callable[[dict], None]) -> dict:
