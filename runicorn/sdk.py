@@ -170,6 +170,16 @@ def _install_hooks() -> None:
             current.fail(exc_type, exc)
 
     sys.excepthook = hook
+    real_exit = sys.exit
+
+    def exit_hook(code=None):
+        """sys.exit(N) outside a `with` block: remember N so the run ends failed when N is not 0
+        (as W&B does; a bare `raise SystemExit(N)` at top level is not seen)."""
+        global _exit_code
+        _exit_code = code if isinstance(code, int) else (0 if code is None else 1)
+        real_exit(code)
+
+    sys.exit = exit_hook
     atexit.register(_at_exit)
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_after_fork)
@@ -180,9 +190,12 @@ def _after_fork() -> None:
         run.after_fork_in_child()
 
 
+_exit_code = 0  # what the script passed to sys.exit, if it did
+
+
 def _at_exit() -> None:
     if run is not None and not run._finished:
-        run.finish(0)
+        run.finish(_exit_code)
 
 
 def _current(what: str) -> Run | None:

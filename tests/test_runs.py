@@ -136,6 +136,19 @@ def test_data_state_and_environment(tmp_repo):
                        "runner": "runner-7"}
 
 
+def test_sys_exit_with_a_code_outside_a_with_block_marks_the_run_failed(tmp_repo):
+    done = script(tmp_repo, """
+        import sys
+        import runicorn as rn
+        rn.init(name="gave-up")
+        rn.log({"loss": 2.0})
+        sys.exit(3)
+        """)
+    assert done.returncode == 3
+    doc = only_run(tmp_repo)
+    assert doc["status"] == "failed" and doc["exit_code"] == 3 and doc["summary"]["loss"] == 2.0
+
+
 def test_uncaught_exception_marks_failed_with_traceback(tmp_repo):
     done = script(tmp_repo, """
         import runicorn as rn
