@@ -334,6 +334,20 @@ def test_metric_series_downsampled_keeps_extremes(tmp_repo):
     window = metric_series(repo, run_id, "wave", max_points=5000, x_min=100, x_max=199)
     assert [p["step"] for p in window] == list(range(100, 200))
     assert set(window[0]) == {"step", "value", "time"}
+    # the finished run keeps its 500-point series precomputed (one row read per chart), equal to a
+    # fresh downsample, and `index rebuild` recomputes it
+    store = repo.index.db
+    kept = store.execute("SELECT COUNT(*) FROM run_series_preview p JOIN run_series s ON s.id = p.series "
+                         "WHERE s.run_id = ? AND s.key = 'wave' AND p.max_points = 500", (run_id,)).fetchone()[0]
+    assert kept == 1
+    from runicorn.storage.runstore import RunIndex
+    fresh = [{"step": r[0], "value": r[1], "time": r[2]}
+             for r in RunIndex(repo.index)._downsample(store.execute(
+                 "SELECT id FROM run_series WHERE run_id = ? AND key = 'wave'", (run_id,)).fetchone()[0], 500)]
+    assert points == fresh
+    ok(tmp_repo.rn("index", "rebuild"))
+    rebuilt = metric_series(Repo(tmp_repo.root), run_id, "wave", max_points=500)
+    assert [(p["step"], p["value"]) for p in rebuilt] == [(p["step"], p["value"]) for p in points]
 
 
 BAD_VALUES = """

@@ -403,6 +403,8 @@ class Run:
         self._safely(lambda: self._update_doc(close), "finish")
         if self._index is not None:
             self._safely(lambda: self._index.put_run(self._doc), "index")
+            if self.owner:  # every point is in: keep the charts' series precomputed
+                self._safely(lambda: self._index.keep_previews(self.id), "index")
             self._safely(self._index.index.close, "index")
         for callback in self._on_finish:
             self._safely(callback, "finish")

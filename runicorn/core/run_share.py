@@ -180,3 +180,4 @@ def _pull_one(repo: Repo, store, runs: runs_mod.RunStore, run_id: str) -> None:
     folder = runs.runs_dir / run_id
     batch = [p for rec in runs_mod.iter_metrics(folder) for p in points_of(rec)]
     runs.index.put_points(run_id, batch, doc)
+    runs.index.keep_previews(run_id)

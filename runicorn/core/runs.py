@@ -176,6 +176,7 @@ def _crashed(store: RunStore, folder: Path, doc: dict) -> dict:
     from runicorn.core.run_live import points_of
 
     store.index.put_points(doc["id"], [p for rec in iter_metrics(folder) for p in points_of(rec)], doc)
+    store.index.keep_previews(doc["id"])
     return doc
 
 
@@ -386,6 +387,8 @@ def rebuild_index(repo) -> dict:
         batch = [p for rec in iter_metrics(folder) for p in points_of(rec)]
         for i in range(0, max(1, len(batch)), 50_000):
             store.index.put_points(run_id, batch[i:i + 50_000], doc if i == 0 else None)
+        if doc.get("status") in FINAL:
+            store.index.keep_previews(run_id)
         runs += 1
         points += len(batch)
     return {"runs": runs, "points": points, "skipped": skipped}

@@ -96,6 +96,14 @@ MIGRATIONS += [
     ("0105_runs_by_started", "CREATE INDEX runs_started ON runs (started_at)"),
     ("0106_runs_by_project", "CREATE INDEX runs_project ON runs (project, started_at)"),
     ("0107_runs_by_commit", "CREATE INDEX runs_commit ON runs (git_commit)"),
+    # The downsampled series of a finished run, computed once at finish: a chart reads one row.
+    ("0108_run_series_preview", """
+        CREATE TABLE run_series_preview (
+            series     INTEGER NOT NULL,
+            max_points INTEGER NOT NULL,
+            points     TEXT    NOT NULL,
+            PRIMARY KEY (series, max_points)
+        ) WITHOUT ROWID"""),
 ]
 
 # Artifacts, registry and lineage (core/artifacts*.py). Names start with 02.

@@ -19,6 +19,9 @@ SORTABLE = {"started_at", "ended_at", "duration", "name", "project", "status", "
 
 Point = tuple[str, int, float, float]  # key, step, value, time
 
+# Charts show this many points (the viewer's default); finished runs keep them precomputed.
+PREVIEW_POINTS = 500
+
 
 def _dumps(value) -> str:
     return json.dumps(value, sort_keys=True, default=str)
@@ -90,6 +93,8 @@ class RunIndex:
         self._series = {k: v for k, v in self._series.items() if k[0] != run_id}
 
     def _delete(self, db, run_id: str) -> None:
+        db.execute("DELETE FROM run_series_preview WHERE series IN (SELECT id FROM run_series WHERE run_id = ?)",
+                   (run_id,))
         db.execute("DELETE FROM run_points WHERE series IN (SELECT id FROM run_series WHERE run_id = ?)", (run_id,))
         db.execute("DELETE FROM run_series WHERE run_id = ?", (run_id,))
         db.execute("DELETE FROM run_tags WHERE run_id = ?", (run_id,))
@@ -97,7 +102,7 @@ class RunIndex:
 
     def clear(self) -> None:
         with self.index.write() as db:
-            for table in ("run_points", "run_series", "run_tags", "runs"):
+            for table in ("run_series_preview", "run_points", "run_series", "run_tags", "runs"):
                 db.execute(f"DELETE FROM {table}")  # noqa: S608 — fixed names
         self._series = {}
 
@@ -134,18 +139,30 @@ class RunIndex:
         row = self.index.db.execute("SELECT id FROM run_series WHERE run_id = ? AND key = ?", (run_id, key)).fetchone()
         if row is None:
             return []
-        where, params = "series = ?", [row[0]]
+        if x_min is None and x_max is None:
+            kept = self.index.db.execute("SELECT points FROM run_series_preview WHERE series = ? AND max_points = ?",
+                                         (row[0], max_points)).fetchone()
+            if kept is not None:
+                return [_point(r) for r in json.loads(kept[0])]
+        return [_point(r) for r in self._downsample(row[0], max_points, x_min, x_max)]
+
+    def _downsample(self, series: int, max_points: int, x_min=None, x_max=None) -> list[tuple]:
+        where, params = "series = ?", [series]
         if x_min is not None:
             where += " AND step >= ?"
             params.append(int(x_min))
         if x_max is not None:
             where += " AND step <= ?"
             params.append(int(x_max))
-        count, lo, hi = self.index.db.execute(
-            f"SELECT COUNT(*), MIN(step), MAX(step) FROM run_points WHERE {where}", params).fetchone()  # noqa: S608
-        if count <= max_points:
+        # Two index seeks, not a scan: steps are unique per series, so hi - lo + 1 bounds the count.
+        lo, hi = self.index.db.execute(
+            f"SELECT (SELECT step FROM run_points WHERE {where} ORDER BY step LIMIT 1), "  # noqa: S608
+            f"(SELECT step FROM run_points WHERE {where} ORDER BY step DESC LIMIT 1)", params * 2).fetchone()
+        if lo is None:
+            return []
+        if hi - lo + 1 <= max_points:
             sql = f"SELECT step, value, time FROM run_points WHERE {where} ORDER BY step"  # noqa: S608
-            return [_point(r) for r in self.index.db.execute(sql, params)]
+            return self.index.db.execute(sql, params).fetchall()
         buckets = max(1, max_points // 2)
         width = max(1, -(-(hi - lo + 1) // buckets))
         # SQLite returns the bare columns of the row holding MIN()/MAX(): each bucket's extremes survive.
@@ -155,7 +172,21 @@ class RunIndex:
                    f"GROUP BY (step - ?) / ?")
             for r in self.index.db.execute(sql, [*params, lo, width]):
                 found[r[0]] = r
-        return [_point(found[s]) for s in sorted(found)]
+        return [found[s] for s in sorted(found)]
+
+    def keep_previews(self, run_id: str, max_points: int = PREVIEW_POINTS) -> None:
+        """Store the downsampled series of a run that has ended (its points never change again).
+        Only series longer than MAX_POINTS: shorter ones are read whole, as fast as a preview."""
+        rows = []
+        for sid, lo, hi in self.index.db.execute(
+                "SELECT id, (SELECT step FROM run_points WHERE series = id ORDER BY step LIMIT 1), "
+                "(SELECT step FROM run_points WHERE series = id ORDER BY step DESC LIMIT 1) "
+                "FROM run_series WHERE run_id = ?", (run_id,)).fetchall():
+            if lo is not None and hi - lo + 1 > max_points:
+                rows.append((sid, max_points, json.dumps(self._downsample(sid, max_points))))
+        if rows:
+            with self.index.write() as db:
+                db.executemany("INSERT OR REPLACE INTO run_series_preview VALUES (?, ?, ?)", rows)
 
 
 def _point(row) -> dict:
