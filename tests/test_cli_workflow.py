@@ -1018,6 +1018,11 @@ def test_demo_runs_in_a_temp_folder(tmp_path, tmp_repo):
     demo_repo = TmpRepo(target)
     assert demo_repo.rn("status", "--exit-code").code == 0
     assert len(js(demo_repo.rn("log", "data", "--json"))) == 2
+    runs = js(demo_repo.rn("runs", "list", "--json"))
+    assert runs["total"] == 2 and {r["status"] for r in runs["runs"]} == {"finished"}
+    info = js(demo_repo.rn("artifacts", "info", "demo-model:production", "--json"))
+    assert info["version"] == 1 and "best" in info["aliases"]
+    assert "runicorn viewer" in result.out
     again = tmp_repo.rn("demo", str(target), cwd=tmp_path)
     assert again.code == 1 and "not empty" in again.err
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from runicorn.core import add as add_mod
 from runicorn.core import checkout as checkout_mod
 from runicorn.core import history, status as status_mod
+from runicorn.core.artifact_demo import registry_story
 from runicorn.core.events import NULL, Reporter
 from runicorn.core.init import init
 from runicorn.core.unprotect import unprotect
@@ -100,10 +101,14 @@ def demo(target: Path, reporter: Reporter = NULL) -> dict:
     run_line = _train(target)
     sha3 = _commit(target, "Training script, its run and the model artifact")
     say(f"8. ran train.py: {run_line}; committed the artifact manifest as {sha3}")
-    say(f"9. see it all in the browser: cd {target} && runicorn viewer, then open http://127.0.0.1:23300/ "
+    say("9. evaluated the model in a second run, then moved it through the registry:")
+    registry = registry_story(repo, say)
+    sha4 = _commit(target, "Evaluation run; demo-model in production")
+    say(f"   committed the registry history as {sha4}")
+    say(f"10. see it all in the browser: cd {target} && runicorn viewer, then open http://127.0.0.1:23300/ "
         f"(or write a static copy: runicorn viewer export {target / 'site'})")
-    return {"folder": str(target), "commits": [sha1, sha2, sha3], "restored_identical": True, "clean": clean,
-            "changes": changes}
+    return {"folder": str(target), "commits": [sha1, sha2, sha3, sha4], "restored_identical": True, "clean": clean,
+            "changes": changes, "production": registry["version"]}
 
 
 TRAIN_SCRIPT = """\
