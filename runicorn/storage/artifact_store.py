@@ -345,9 +345,15 @@ def fingerprints(root: Path, names: list[str] | None = None) -> Iterator[tuple[s
             folders = [(e.name, e.path) for e in it if e.is_dir(follow_symlinks=False)]
     else:
         return
-    stat = os.stat
     for name, path in folders:
+        parts = []
         with os.scandir(path) as it:
-            parts = sorted(f"{e.name}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
-                           for e in it for st in (stat(e.path, follow_symlinks=False),))
-        yield name, "|".join(parts)
+            for e in it:
+                if e.name.startswith("."):  # a writer's temporary file: here now, renamed a moment later
+                    continue
+                try:
+                    st = os.stat(e.path, follow_symlinks=False)
+                except FileNotFoundError:  # removed (a permanent delete) while we looked
+                    continue
+                parts.append(f"{e.name}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}")
+        yield name, "|".join(sorted(parts))
