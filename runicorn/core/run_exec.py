@@ -43,20 +43,34 @@ def run_command(cmd: list[str], out: Writer, err: Writer, name: str | None = Non
     except OSError as exc:
         run.finish(127, failure={"type": type(exc).__name__, "message": str(exc)})
         raise UsageError(f"cannot start {cmd[0]}: {exc.strerror or exc}; check the command") from None
-    if on_start:
-        on_start(run)
-    log = open(run.dir / LOGS, "ab")
-    lock = threading.Lock()
-    pumps = [threading.Thread(target=_pump, args=(proc.stdout, out, log, lock), daemon=True),
-             threading.Thread(target=_pump, args=(proc.stderr, err, log, lock), daemon=True)]
-    for t in pumps:
-        t.start()
-    code = _wait(proc)
-    for t in pumps:
-        t.join()
-    log.close()
+    previous = _forward_interrupts(proc)  # from now on Ctrl-C is the child's to handle
+    try:
+        if on_start:
+            on_start(run)
+        log = open(run.dir / LOGS, "ab")
+        lock = threading.Lock()
+        pumps = [threading.Thread(target=_pump, args=(proc.stdout, out, log, lock), daemon=True),
+                 threading.Thread(target=_pump, args=(proc.stderr, err, log, lock), daemon=True)]
+        for t in pumps:
+            t.start()
+        code = _wait(proc)
+        for t in pumps:
+            t.join()
+        log.close()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     run.finish(code)
     return run, code
+
+
+def _forward_interrupts(proc: subprocess.Popen):
+    """SIGINT to this process goes to the child, which decides (a training script may save a
+    checkpoint). Installed right after the child starts, so no moment is left in which an
+    interrupt would stop this process instead. Returns the previous handler (None off the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, lambda signum, frame: proc.send_signal(signal.SIGINT))
 
 
 def _wait(proc: subprocess.Popen) -> int:
