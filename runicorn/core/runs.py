@@ -326,7 +326,7 @@ def compare(docs: list[dict]) -> dict:
     table: dict = {"runs": [d["id"] for d in docs], "names": [d.get("name") or d["id"] for d in docs],
                    "different": {}}
     for part in ("config", "summary"):
-        flat = [_flatten(d.get(part) or {}) for d in docs]
+        flat = [flatten(d.get(part) or {}) for d in docs]
         keys = sorted(set().union(*flat))
         table[part] = {k: [f.get(k) for f in flat] for k in keys}
         table["different"][part] = [k for k in keys if len({json.dumps(v, sort_keys=True, default=str)
@@ -334,11 +334,15 @@ def compare(docs: list[dict]) -> dict:
     return table
 
 
-def _flatten(data: dict, prefix: str = "") -> dict:
+def flatten(data, prefix: str = "") -> dict:
+    """DATA with nested dicts folded into dotted keys ({"a": {"b": 1}} -> {"a.b": 1}); an empty dict
+    stays a value. Anything but a dict (a malformed document's config) flattens to {}."""
+    if not isinstance(data, dict):
+        return {}
     out: dict = {}
     for key, value in data.items():
         if isinstance(value, dict) and value:
-            out.update(_flatten(value, f"{prefix}{key}."))
+            out.update(flatten(value, f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = value
     return out

@@ -26,7 +26,7 @@ def plan(repo: Repo) -> list[tuple[str, str, callable]]:
         ("/", "dashboard.html", lambda: pages.dashboard(repo)),
         ("/runs", "runs.html", lambda: pages.runs_page(repo, per_page=MAX_RUNS)),
         ("/artifacts", "artifacts.html", lambda: pages.artifacts_page(repo)),
-        ("/lineage", "lineage.html", lambda: {"ref": "", "available": True, "choices": pages.artifacts_page(repo)["artifacts"]}),
+        ("/lineage", "lineage.html", lambda: {"ref": "", "choices": pages.artifacts_page(repo)["artifacts"]}),
         ("/commits", "commits.html", lambda: pages.commits_page(repo, per_page=MAX_COMMITS)),
         ("/data", "data.html", lambda: pages.data_page(repo)),
         ("/compare", "compare.html", lambda: pages.compare(repo, [])),

@@ -9,12 +9,12 @@ import math
 import threading
 from collections import OrderedDict
 
-from runicorn.core import history
+from runicorn.core import artifacts, history, runs
 from runicorn.core.repo import Repo
 from runicorn.errors import PageNotFoundError, PathNotTrackedError, RunicornError, UnsafePathError
 from runicorn.viewer import sources
 from runicorn.viewer.layout import layout
-from runicorn.viewer.sources import artifacts_api, iso, runs_api
+from runicorn.viewer.sources import iso
 
 RUN_STATUSES = ("running", "finished", "failed", "crashed")
 SORTS = ("-started_at", "started_at", "-ended_at", "name", "-name", "status", "project", "-duration", "duration")
@@ -28,17 +28,6 @@ _SERIES_CACHE: OrderedDict = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 
 
-def _missing(what: str) -> dict:
-    return {"available": False, "note": f"{what} are not available in this version of Runicorn"}
-
-
-def _total_runs(repo: Repo) -> int | None:
-    list_runs = runs_api("list_runs")
-    if list_runs is None:
-        return None
-    return list_runs(repo, limit=1)[1]
-
-
 # -- dashboard --------------------------------------------------------------------------------
 def dashboard(repo: Repo) -> dict:
     tracked = repo.tracked()
@@ -49,7 +38,7 @@ def dashboard(repo: Repo) -> dict:
     recent, _ = sources.commits(repo, limit=5)
     data["commits"] = recent
     data["counts"] = {"tracked": len(tracked), "runs": data["runs"].get("total"),
-                      "artifacts": len(data["artifacts"].get("artifacts", [])) if data["artifacts"]["available"] else None}
+                      "artifacts": len(data["artifacts"]["artifacts"])}
     return data
 
 
@@ -63,14 +52,10 @@ def _remotes(repo: Repo) -> list[dict]:
 
 
 def _recent_versions(repo: Repo, limit: int) -> dict:
-    list_artifacts = artifacts_api("list_artifacts")
-    if list_artifacts is None:
-        return {**_missing("artifacts"), "artifacts": [], "versions": []}
-    arts = list_artifacts(repo)
+    arts = artifacts.list_artifacts(repo)
     recent = sorted(arts, key=lambda a: str(a.get("updated_at") or ""), reverse=True)[:limit]
-    list_versions = artifacts_api("list_versions")
     types = {a["name"]: a.get("type") for a in arts}
-    versions = [{**v, "type": types.get(a["name"])} for a in recent for v in (list_versions(repo, a["name"]) if list_versions else [])
+    versions = [{**v, "type": types.get(a["name"])} for a in recent for v in artifacts.list_versions(repo, a["name"])
                 if not v.get("deleted")]
     versions.sort(key=lambda v: str(v.get("created_at") or ""), reverse=True)
     return {"available": True, "artifacts": arts, "versions": versions[:limit]}
@@ -84,10 +69,7 @@ def runs_page(repo: Repo, project=None, status=None, branch=None, commit=None, t
     filters = {k: v for k, v in filters.items() if v}
     base = {"filters": filters, "sort": sort, "page": page, "per_page": per_page, "statuses": RUN_STATUSES,
             "sorts": SORTS}
-    list_runs = runs_api("list_runs")
-    if list_runs is None:
-        return {**base, **_missing("runs"), "runs": [], "total": 0, "pages": 1}
-    rows, total = list_runs(repo, sort=sort, limit=per_page, offset=(page - 1) * per_page, **filters)
+    rows, total = runs.list_runs(repo, sort=sort, limit=per_page, offset=(page - 1) * per_page, **filters)
     for row in rows:
         row.setdefault("id", row.get("run_id"))
     pages = max(1, math.ceil(total / per_page))
@@ -95,14 +77,11 @@ def runs_page(repo: Repo, project=None, status=None, branch=None, commit=None, t
 
 
 def run_detail(repo: Repo, run_id: str, points: int = CHART_POINTS) -> dict:
-    get_run = runs_api("get_run")
-    if get_run is None:
-        raise PageNotFoundError("run", run_id)
-    run = get_run(repo, run_id)
-    keys = _call(runs_api("metric_keys"), [], repo, run_id)
+    run = runs.get_run(repo, run_id)
+    keys = runs.metric_keys(repo, run_id)
     charts = [{"key": k, "points": _series(repo, run_id, k, points, final=_final(run))} for k in keys]
-    diff = _call(runs_api("run_diff"), "", repo, run_id)
-    logs = _call(runs_api("run_logs"), "", repo, run_id, tail_bytes=LOG_TAIL)
+    diff = runs.run_diff(repo, run_id)
+    logs = runs.run_logs(repo, run_id, tail_bytes=LOG_TAIL)
     return {"run": run, "metrics": charts, **_capped_diff(diff), "logs": logs, "files": run_files(repo, run)}
 
 
@@ -112,12 +91,8 @@ def _capped_diff(diff: str) -> dict:
 
 def run_diff_text(repo: Repo, run_id: str) -> str:
     """The whole diff a run recorded at its start (plain text)."""
-    runs_api("get_run")(repo, run_id)
-    return _call(runs_api("run_diff"), "", repo, run_id)
-
-
-def _call(fn, default, *args, **kwargs):
-    return default if fn is None else fn(*args, **kwargs)
+    runs.get_run(repo, run_id)
+    return runs.run_diff(repo, run_id)
 
 
 def _series(repo: Repo, run_id: str, key: str, points: int, x_min=None, x_max=None, final: bool = False) -> dict:
@@ -132,7 +107,7 @@ def _series(repo: Repo, run_id: str, key: str, points: int, x_min=None, x_max=No
             if hit is not None:
                 _SERIES_CACHE.move_to_end(cache_key)
                 return hit
-    rows = runs_api("metric_series")(repo, run_id, key, max_points=points, x_min=x_min, x_max=x_max)
+    rows = runs.metric_series(repo, run_id, key, max_points=points, x_min=x_min, x_max=x_max)
     data = {"step": [r.get("step") for r in rows], "value": [_num(r.get("value")) for r in rows]}
     if final:
         with _CACHE_LOCK:
@@ -153,11 +128,9 @@ def _num(v):
 
 
 def metric(repo: Repo, run_id: str, key: str, points: int = CHART_POINTS, x_min=None, x_max=None) -> dict:
-    if runs_api("metric_series") is None:
+    if key not in runs.metric_keys(repo, run_id):
         raise PageNotFoundError("metric", key)
-    if key not in _call(runs_api("metric_keys"), [], repo, run_id):
-        raise PageNotFoundError("metric", key)
-    run = runs_api("get_run")(repo, run_id)
+    run = runs.get_run(repo, run_id)
     return {"run": run_id, "key": key, **_series(repo, run_id, key, points, x_min, x_max, final=_final(run))}
 
 
@@ -169,7 +142,7 @@ def run_files(repo: Repo, run: dict) -> list[dict]:
 def run_file(repo: Repo, run_id: str, rel: str) -> dict:
     """The text of one saved file of a run (first 256 KiB). Only a path the run document lists is
     served, read from the object store by its oid: a URL never becomes a file-system path."""
-    run = runs_api("get_run")(repo, run_id)
+    run = runs.get_run(repo, run_id)
     entry = next((f for f in run_files(repo, run) if f["path"] == rel), None)
     if entry is None or not entry.get("oid"):
         raise PageNotFoundError("file", rel)
@@ -183,64 +156,45 @@ def run_file(repo: Repo, run_id: str, rel: str) -> dict:
 
 
 def compare(repo: Repo, run_ids: list[str], points: int = CHART_POINTS) -> dict:
-    get_run = runs_api("get_run")
-    if get_run is None or not run_ids:
-        return {"runs": [], "metrics": [], "config": [], "summary": [], **({} if get_run else _missing("runs"))}
-    runs = [get_run(repo, r) for r in run_ids]
+    if not run_ids:
+        return {"runs": [], "metrics": [], "config": [], "summary": []}
+    docs = [runs.get_run(repo, r) for r in run_ids]
     keys: list[str] = []
     for r in run_ids:
-        for k in _call(runs_api("metric_keys"), [], repo, r):
+        for k in runs.metric_keys(repo, r):
             if k not in keys:
                 keys.append(k)
-    names = {r["id"]: r.get("name") or r["id"] for r in runs}
-    final = {r["id"]: _final(r) for r in runs}
-    have = {r: set(_call(runs_api("metric_keys"), [], repo, r)) for r in run_ids}
+    names = {r["id"]: r.get("name") or r["id"] for r in docs}
+    final = {r["id"]: _final(r) for r in docs}
+    have = {r: set(runs.metric_keys(repo, r)) for r in run_ids}
     metrics = []
     for k in keys:
         series = [{"run": r, "label": names.get(r, r), **_series(repo, r, k, points, final=final.get(r, False))}
                   for r in run_ids if k in have[r]]
         metrics.append({"key": k, "series": series})
-    return {"runs": runs, "metrics": metrics, "config": _table(runs, "config"), "summary": _table(runs, "summary")}
+    return {"runs": docs, "metrics": metrics, "config": _table(docs, "config"), "summary": _table(docs, "summary")}
 
 
-def _table(runs: list[dict], field: str) -> list[dict]:
-    """Rows {key, values, differs} of FIELD across RUNS, flattened with dotted keys."""
-    flat = [_flatten(r.get(field) or {}) for r in runs]
+def _table(docs: list[dict], field: str) -> list[dict]:
+    """Rows {key, values, differs} of FIELD across the run documents DOCS, flattened with dotted keys."""
+    flat = [runs.flatten(d.get(field) or {}) for d in docs]
     keys = sorted({k for f in flat for k in f})
     return [{"key": k, "values": [f.get(k) for f in flat], "differs": len({repr(f.get(k)) for f in flat}) > 1}
             for k in keys]
 
 
-def _flatten(data, prefix: str = "") -> dict:
-    if not isinstance(data, dict):
-        return {prefix.rstrip("."): data} if prefix else {}
-    out = {}
-    for k, v in data.items():
-        if isinstance(v, dict) and v:
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 # -- artifacts --------------------------------------------------------------------------------
 def artifacts_page(repo: Repo, type=None, search=None) -> dict:
-    list_artifacts = artifacts_api("list_artifacts")
-    if list_artifacts is None:
-        return {**_missing("artifacts"), "artifacts": [], "stats": {}, "types": [], "type": type, "search": search}
-    everything = list_artifacts(repo)
+    everything = artifacts.list_artifacts(repo)
     types = sorted({a.get("type") for a in everything if a.get("type")})
-    rows = list_artifacts(repo, type=type, search=search) if (type or search) else everything
-    stats = _call(artifacts_api("artifact_stats"), {}, repo)
+    rows = artifacts.list_artifacts(repo, type=type, search=search) if (type or search) else everything
+    stats = artifacts.artifact_stats(repo)
     return {"available": True, "artifacts": rows, "stats": stats, "types": types, "type": type, "search": search}
 
 
 def artifact_detail(repo: Repo, name: str, version: str | None = None, tab: str = "info") -> dict:
-    info_fn = artifacts_api("artifact_info")
-    if info_fn is None:
-        raise PageNotFoundError("artifact", name)
-    info = info_fn(repo, name, version)
-    versions = _call(artifacts_api("list_versions"), [], repo, name)
+    info = artifacts.artifact_info(repo, name, version)
+    versions = artifacts.list_versions(repo, name)
     data = {"name": name, "info": info, "versions": versions, "tab": tab, "version": version}
     if tab == "lineage":
         ref = f"{name}:v{_version_number(info)}" if _version_number(info) is not None else name
@@ -256,18 +210,11 @@ def _version_number(info: dict):
 
 
 def artifact_diff(repo: Repo, name: str, a: str, b: str) -> dict:
-    fn = artifacts_api("artifact_diff")
-    if fn is None:
-        raise PageNotFoundError("artifact", name)
-    return {"name": name, "a": a, "b": b, "diff": fn(repo, f"{name}:{a}", f"{name}:{b}")}
+    return {"name": name, "a": a, "b": b, "diff": artifacts.artifact_diff(repo, f"{name}:{a}", f"{name}:{b}")}
 
 
 def lineage_graph(repo: Repo, ref: str, depth: int = 3, up: bool = True, down: bool = True) -> dict:
-    fn = artifacts_api("lineage")
-    if fn is None:
-        return {**_missing("lineage graphs"), "ref": ref, "depth": depth, "graph": {"nodes": [], "edges": []},
-                "svg": layout({"nodes": [], "edges": []})}
-    graph = fn(repo, ref, up=up, down=down, depth=depth)
+    graph = artifacts.lineage(repo, ref, up=up, down=down, depth=depth)
     focus = graph.get("root") or _focus_id(ref, graph)
     return {"available": True, "ref": ref, "depth": depth, "up": up, "down": down, "graph": graph,
             "svg": layout(graph, focus)}
@@ -310,20 +257,16 @@ def commits_page(repo: Repo, page: int = 1, per_page: int = 30) -> dict:
 
 
 def _runs_at(repo: Repo, sha: str, limit: int) -> list[dict]:
-    list_runs = runs_api("list_runs")
-    rows = list_runs(repo, commit=sha, limit=limit)[0] if list_runs else []
+    rows = runs.list_runs(repo, commit=sha, limit=limit)[0]
     for row in rows:
         row.setdefault("id", row.get("run_id"))
     return rows
 
 
 def _versions_by_commit(repo: Repo) -> dict[str, list[dict]]:
-    list_artifacts, list_versions = artifacts_api("list_artifacts"), artifacts_api("list_versions")
-    if list_artifacts is None or list_versions is None:
-        return {}
     out: dict[str, list[dict]] = {}
-    for art in list_artifacts(repo):
-        for v in list_versions(repo, art["name"]):
+    for art in artifacts.list_artifacts(repo):
+        for v in artifacts.list_versions(repo, art["name"]):
             sha = v.get("git_commit") or v.get("commit")
             if isinstance(sha, dict):
                 sha = sha.get("commit")

@@ -1,12 +1,10 @@
-"""Where the viewer's data comes from: the Runs and Artifacts read APIs, and git history.
+"""Where the viewer's git data comes from, and small helpers shared by the pages.
 
-The runs and artifacts modules are found at call time: while one is absent (or lacks a function)
-the pages show an honest empty state instead of failing. Git history is read through the
-repository's `GitRepo` object (the same libgit2 handle core uses); the viewer imports no git library.
+Git history is read through the repository's `GitRepo` object (the same libgit2 handle core uses);
+the viewer imports no git library. The runs and artifacts read APIs are imported directly by `pages`.
 """
 from __future__ import annotations
 
-import importlib
 from datetime import datetime, timezone
 
 from runicorn.core.repo import Repo
@@ -14,23 +12,6 @@ from runicorn.storage import artifact_store
 from runicorn.storage.git import is_pointer_path
 
 POINTER_SUFFIX = ".rn"
-
-
-def api(module: str, name: str):
-    """`runicorn.core.<module>.<name>`, or None while that module or function does not exist yet."""
-    try:
-        mod = importlib.import_module(f"runicorn.core.{module}")
-    except ImportError:
-        return None
-    return getattr(mod, name, None)
-
-
-def runs_api(name: str):
-    return api("runs", name)
-
-
-def artifacts_api(name: str):
-    return api("artifacts", name)
 
 
 def iso(ts) -> str | None:
