@@ -88,12 +88,10 @@ def lineage(repo, ref: str, up: bool = True, down: bool = True, depth: int = 5) 
     start = _start(repo, ref)
     db = repo.index.db
     nodes, edges = _walk(db, start, up, down, depth)
-    try:
-        from runicorn.core import runs as runs_api
-    except ImportError:
-        runs_api = None
+    from runicorn.core import runs as runs_api  # runs build on artifacts: imported late
+
     run_nodes = [n for n in nodes if n.startswith("run:")]
-    api = runs_api if runs_api is not None and len(run_nodes) <= MAX_RUN_LOOKUPS and hasattr(runs_api, "get_run") else None
+    api = runs_api if len(run_nodes) <= MAX_RUN_LOOKUPS else None
     described = [_describe(repo, db, n, api) for n in sorted(nodes)]
     return {"root": start, "nodes": described,
             "edges": [{"source": s, "target": t} for s, t in sorted(edges)]}

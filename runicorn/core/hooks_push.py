@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runicorn.core import transfer
 from runicorn.core.events import NULL, Reporter
 from runicorn.core.hooks import ARTIFACT_MANIFEST
+from runicorn.core.remotes import open_remote
 from runicorn.core.repo import Repo
 from runicorn.errors import UnpushedDataError
 from runicorn.storage import pointer as ptr
@@ -73,17 +75,15 @@ def pre_push(repo: Repo, git_remote: str, ref_lines: list[str], reporter: Report
                       "machine; add one with `runicorn remote add NAME URL --default`")
         return report
     missing: dict[str, str] = {}
-    for result in ([push_targets(repo, targets, reporter=reporter)] if targets else []) + _push_artifacts(repo, artifacts, reporter):
+    results = [transfer.push(repo, reporter=reporter, targets=targets)] if targets else []
+    for result in results + _push_artifacts(repo, artifacts, reporter):
         report.remote = result.remote
         report.transferred += result.transferred
         report.already += result.already
         missing.update({oid: ws[0] for oid, ws in result.missing.items()})
     if missing:  # not in this cache: fine if the remote has them already (pushed from another clone)
-        from runicorn.core.remotes import open_remote
-        from runicorn.core.transfer import present_on_remote
-
         store = open_remote(repo, None, 0)
-        absent = set(missing) - present_on_remote(store, set(missing))
+        absent = set(missing) - transfer.present_on_remote(store, set(missing))
         if absent:
             raise UnpushedDataError(sorted({missing[o] for o in absent}), report.remote)
         report.transferred += _complete_manifests(repo, store, targets)
@@ -93,7 +93,6 @@ def pre_push(repo: Repo, git_remote: str, ref_lines: list[str], reporter: Report
 def _complete_manifests(repo: Repo, store, targets: list) -> int:
     """Upload the local manifests `push` held back because an object under them was not in this
     cache (now known to be on the remote), deepest first: a tree lands after everything under it."""
-    from runicorn.core.transfer import present_on_remote
 
     depth: dict[str, int] = {}
 
@@ -108,7 +107,7 @@ def _complete_manifests(repo: Repo, store, targets: list) -> int:
     for _, p, _ in targets:
         if p.kind == "dir":
             walk(p.oid, 0)
-    todo = set(depth) - present_on_remote(store, set(depth))
+    todo = set(depth) - transfer.present_on_remote(store, set(depth))
     for oid in sorted(todo, key=lambda o: -depth[o]):
         store.upload(repo.odb, oid)
     return len(todo)
@@ -125,29 +124,3 @@ def _push_artifacts(repo: Repo, refs: list[str], reporter: Reporter) -> list:
 
     return [push_artifacts(repo, here, reporter=reporter)]
 
-
-def push_targets(repo: Repo, targets: list, remote: str | None = None, reporter: Reporter = NULL):
-    """`transfer.push` for an explicit list of (rel, pointer, part) — pointers read from commits
-    rather than from the workspace. Same plan, same order (files, then manifests deepest first)."""
-    from runicorn.core import transfer
-    from runicorn.core.remotes import open_remote
-    from runicorn.storage.index import RemoteIndex
-
-    store = open_remote(repo, remote, 0)
-    index = RemoteIndex(repo.index, store.name)
-    if index.corrupt():
-        index.forget()
-    plan, known = transfer._plan_checked(repo, store, index, targets)
-    result = transfer.TransferResult(store.name)
-    wanted = (plan.files - known) | set(plan.manifests)
-    there = transfer.present_on_remote(store, wanted) - index.corrupt()
-    index.add(there)
-    result.already = len(there) + len(plan.files & known)
-    advance = reporter.task(f"pushing to {store.name}", len(wanted) - len(there), "objects")
-    transfer._upload(repo, store, index, sorted(plan.files - known - there), result, advance)
-    for depth in sorted({d for o, d in plan.manifests.items() if o not in there}, reverse=True):
-        batch = sorted(o for o, d in plan.manifests.items() if d == depth and o not in there)
-        transfer._upload(repo, store, index, batch, result, advance)
-    reporter.end_task()
-    result.missing = {oid: [where] for oid, where in plan.absent_locally.items()}
-    return result

@@ -152,16 +152,20 @@ def present_on_remote(store: ObjectStore, oids: set[str]) -> set[str]:
 
 
 def push(repo: Repo, paths: list[str] | None = None, remote: str | None = None, jobs: int = 0,
-         reporter: Reporter = NULL, full: bool = False, **scope) -> TransferResult:
+         reporter: Reporter = NULL, full: bool = False, targets: list[Target] | None = None,
+         **scope) -> TransferResult:
     """Upload what the remote lacks. FULL ignores the known-object index and checks every object
-    on the remote (repairs a remote that lost objects behind our back)."""
+    on the remote (repairs a remote that lost objects behind our back). TARGETS, instead of PATHS
+    and the scope, pushes exactly those pointers (the pre-push hook reads them from commits)."""
     store = open_remote(repo, remote, jobs)
     index = RemoteIndex(repo.index, store.name)
-    targets = scope_targets(repo, paths, **scope)
+    explicit = targets is not None
+    if not explicit:
+        targets = scope_targets(repo, paths, **scope)
     if full or index.corrupt():  # objects found corrupt may sit under subtrees the index vouches for
         index.forget()
     plan, known = _plan_checked(repo, store, index, targets)
-    if not paths:  # a whole push also sends the files of the artifact versions held here
+    if not paths and not explicit:  # a whole push also sends the files of the artifact versions held here
         plan.files |= _local_artifact_files(repo)
     result = TransferResult(store.name)
     wanted = (plan.files - known) | set(plan.manifests)
