@@ -64,7 +64,10 @@ class Watch:
         self.problems: list[str] = []
         page.on("console", lambda m: self.problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
         page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
-        page.on("requestfailed", lambda r: self.problems.append(f"request failed: {r.url} {r.failure}"))
+        # ERR_ABORTED is Chromium cancelling a request because the page navigated away (a click
+        # that leaves before the favicon arrived): not a failure of the server.
+        page.on("requestfailed", lambda r: self.problems.append(f"request failed: {r.url} {r.failure}")
+                if "ERR_ABORTED" not in (r.failure or "") else None)
         page.on("response", lambda r: self.problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
 
 
