@@ -66,15 +66,11 @@ def git_hook(name: Annotated[str, typer.Argument(help="post-checkout, post-merge
     elif name == "post-merge":
         squash = args[0] if args else ("1" if _env("PRE_COMMIT_IS_SQUASH_MERGE") == "1" else "0")
         report = hooks.post_merge(repo, squash, reporter)
-    elif name == "pre-push":  # git: REMOTE URL, refs on stdin; pre-commit: PRE_COMMIT_* variables
-        if args or not _env("PRE_COMMIT_TO_REF"):
-            remote, lines = (args[0] if args else "origin"), sys.stdin.read().splitlines()
-        else:
-            remote = _env("PRE_COMMIT_REMOTE_NAME", "origin")
-            lines = [f"HEAD {_env('PRE_COMMIT_TO_REF')} {_env('PRE_COMMIT_REMOTE_BRANCH', 'HEAD')} "
-                     f"{_env('PRE_COMMIT_FROM_REF', hooks.NULL_SHA)}"]
-        from runicorn.core.hooks_push import pre_push
+    elif name == "pre-push":  # git: REMOTE URL, refs on stdin; pre-commit: PRE_COMMIT_* variables, stdin used up
+        from runicorn.core.hooks_push import pre_commit_push, pre_push
 
+        remote, lines = (None if args else pre_commit_push(os.environ)) or (
+            args[0] if args else "origin", sys.stdin.read().splitlines())
         report = pre_push(repo, remote, lines, reporter)
         if json:
             print_json(report.to_json())

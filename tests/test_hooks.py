@@ -331,6 +331,50 @@ def test_pre_commit_style_variables_drive_post_checkout(team):
     assert (a.root / "data" / "a.csv").read_text() == "a\n"
 
 
+def test_pre_commit_framework_pre_push_pushes_a_first_push_and_then_only_the_new_commits(tmp_path):
+    """pre-commit reads git's stdin itself and passes PRE_COMMIT_* variables, set here as its
+    hook_impl sets them: a push that reaches the root commit (every first push) gets no FROM/TO
+    refs, only the remote and the branches; a later push gets FROM (the remote's sha) and TO."""
+    origin, store = tmp_path / "origin.git", tmp_path / "store"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    a = TmpRepo(tmp_path / "a")
+    git(tmp_path, "clone", "-q", str(origin), str(a.root))
+    ok(a.rn("init"))
+    ok(a.rn("remote", "add", "storage", str(store), "--default"))
+    a.gen({"m.bin": b"on main"})
+    ok(a.rn("add", "m.bin"))
+    a.commit("m")
+    a.git("checkout", "-q", "-b", "feature")
+    a.gen({"f.bin": b"only on feature"})
+    ok(a.rn("add", "f.bin"))
+    a.commit("f")
+    a.git("checkout", "-q", "main")  # pushing another branch than HEAD: `git push origin feature`
+    first = {"PRE_COMMIT_REMOTE_NAME": "origin", "PRE_COMMIT_REMOTE_URL": str(origin),
+             "PRE_COMMIT_LOCAL_BRANCH": "refs/heads/feature", "PRE_COMMIT_REMOTE_BRANCH": "refs/heads/feature"}
+    done = a.rn_proc("git-hook", "pre-push", "--json", env=first, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    report = yaml.safe_load(done.stdout)
+    assert report["commits"] == 2 and report["pointers"] == 2 and report["transferred"] == 2
+    for rel in ("m.bin", "f.bin"):
+        assert pointer_oid(a, rel, "feature") in objects_in(store)
+    assert run_git(a.root, "push", "-q", "--no-verify", "origin", "feature").returncode == 0
+    again = yaml.safe_load(a.rn_proc("git-hook", "pre-push", "--json", env=first, stdin=subprocess.DEVNULL).stdout)
+    assert again["commits"] == 0  # everything is on the remote's tracking branch now
+    a.git("checkout", "-q", "feature")
+    old = a.git("rev-parse", "HEAD").strip()
+    a.gen({"g.bin": b"next"})
+    ok(a.rn("add", "g.bin"))
+    new = a.commit("g")
+    later = {**first, "PRE_COMMIT_FROM_REF": old, "PRE_COMMIT_TO_REF": new}
+    report = yaml.safe_load(a.rn_proc("git-hook", "pre-push", "--json", env=later, stdin=subprocess.DEVNULL).stdout)
+    assert report["commits"] == 1 and report["pointers"] == 1 and report["transferred"] == 1
+    assert pointer_oid(a, "g.bin", "feature") in objects_in(store)
+
+
+def pointer_oid(repo: TmpRepo, rel: str, rev: str) -> str:
+    return yaml.safe_load(repo.git("show", f"{rev}:{rel}.rn"))["oid"]
+
+
 def test_pre_push_accepts_data_the_remote_already_has_and_completes_the_merged_manifest(team):
     """B merges A's pushed branch without fetching its files (no post-merge hook): B's cache lacks
     A's new file, the remote has it. The push goes through, and the merged manifest B made

@@ -8,10 +8,11 @@ the push is refused with UnpushedDataError, so a pushed commit never names data 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 from runicorn.core import transfer
 from runicorn.core.events import NULL, Reporter
-from runicorn.core.hooks import ARTIFACT_MANIFEST
+from runicorn.core.hooks import ARTIFACT_MANIFEST, NULL_SHA
 from runicorn.core.remotes import open_remote
 from runicorn.core.repo import Repo
 from runicorn.errors import UnpushedDataError
@@ -33,6 +34,20 @@ class PrePushReport:
                 "transferred": self.transferred, "already": self.already}
 
 
+def pre_commit_push(env: Mapping[str, str]) -> tuple[str, list[str]] | None:
+    """(git remote, ref lines as git would give them) of a push run by the pre-commit framework,
+    from its PRE_COMMIT_* variables (it has consumed git's stdin); None when ENV has none.
+
+    pre-commit sets PRE_COMMIT_FROM_REF / _TO_REF only when the push does not reach a root commit;
+    on a first push it sets just the remote and the branches, so the tip is the local branch (or
+    HEAD) and `pushed_pointers` leaves out what the remote's tracking branches already have."""
+    remote, to_ref = env.get("PRE_COMMIT_REMOTE_NAME"), env.get("PRE_COMMIT_TO_REF")
+    if not remote and not to_ref:
+        return None
+    local = env.get("PRE_COMMIT_LOCAL_BRANCH") or "HEAD"
+    remote_ref = env.get("PRE_COMMIT_REMOTE_BRANCH") or "HEAD"
+    tip, hidden = (to_ref, env.get("PRE_COMMIT_FROM_REF") or NULL_SHA) if to_ref else (local, NULL_SHA)
+    return remote or "origin", [f"{local} {tip} {remote_ref} {hidden}"]
 
 
 def _pushed_or_manifest(path: str) -> bool:
