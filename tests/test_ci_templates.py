@@ -81,11 +81,33 @@ def test_gitlab_pipeline_runs_the_steps_with_the_cache_keyed_by_pointers():
     variables, train = doc["variables"], doc["train"]
     assert variables["CI"] == "true"
     assert variables["RUNICORN_CACHE_DIR"] == "$CI_PROJECT_DIR/.runicorn-cache"
-    assert train["cache"]["key"]["files"] == ["**/*.rn"] and train["cache"]["paths"] == [".runicorn-cache/"]
-    order = script_steps(doc["default"]["before_script"] + train["script"])
-    assert order == STEPS
+    # two entries (GitLab's limit): top-level pointers, and pointers in sub-folders, whether GitLab
+    # matches them as globs or as git pathspecs (where `**/*.rn` misses a top-level data.rn)
+    for job in (train, doc["verify-remote"]):
+        assert job["cache"]["key"]["files"] == ["*.rn", "**/*.rn"] and job["cache"]["paths"] == [".runicorn-cache/"]
+    assert len(train["cache"]["key"]["files"]) <= 2
+    # export runs in after_script: also when a step of `script` failed
+    assert script_steps(train["after_script"]) == ["export"]
+    order = script_steps(doc["default"]["before_script"] + train["script"] + train["after_script"])
+    assert order == [s for s in STEPS if s != "export"] + ["export"]
     assert train["artifacts"]["paths"] == [variables["RUNICORN_CI_SITE"] + "/"]
     assert train["artifacts"]["when"] == "always"
+
+
+def test_gitlab_cache_key_patterns_match_top_level_and_nested_pointers(tmp_repo):
+    """GitLab has matched cache:key:files as git pathspecs (older releases) and as globs (newer):
+    the template's two patterns find data.rn and sub/x.rn either way; `**/*.rn` alone would not."""
+    import glob
+
+    r = tmp_repo
+    r.gen({"data.rn": "x", "sub": {"deep": {"x.rn": "y"}}})
+    r.commit("pointers")
+    patterns = load("gitlab-ci.yml")["train"]["cache"]["key"]["files"]
+    want = {"data.rn", "sub/deep/x.rn"}
+    as_pathspec = set(r.git("ls-files", "--", *patterns).split())
+    as_glob = {m for pat in patterns for m in glob.glob(pat, root_dir=r.root, recursive=True)}
+    assert as_pathspec == want and as_glob == want
+    assert "data.rn" not in r.git("ls-files", "--", "**/*.rn").split()
 
 
 # -- the shared script ---------------------------------------------------------------------------
@@ -135,14 +157,32 @@ def test_script_fails_the_job_on_a_failed_run_a_changed_workspace_and_a_corrupt_
 
 
 def test_script_log_model_and_export(tmp_repo):
+    """log-model records the train step's run as the model's producer: lineage data → run → model."""
     r = tmp_repo
-    r.gen({"outputs": {"model.pth": "weights"}})
-    done = ci(r, "log-model", "export", RUNICORN_CI_MODEL="outputs/model.pth", RUNICORN_CI_MODEL_NAME="clf",
-              RUNICORN_CI_SITE="site")
+    r.gen({"data": {"a.csv": "1\n"}, "train.py": "from pathlib import Path\nPath('outputs').mkdir()\n"
+                                                "Path('outputs/model.pth').write_text('weights')\n",
+           ".gitignore": "/outputs/\n/site/\n"})
+    ok(r.rn("add", "data"))
+    r.commit("data")
+    done = ci(r, "train", "log-model", "export", RUNICORN_CI_TRAIN=f"{sys.executable} train.py",
+              RUNICORN_CI_MODEL="outputs/model.pth", RUNICORN_CI_MODEL_NAME="clf", RUNICORN_CI_SITE="site")
     assert done.returncode == 0, done.stderr
-    assert "logged clf:v1" in done.stderr
-    assert (r.root / ".runicorn" / "artifacts" / "clf" / "v1.yaml").is_file()
+    run_id = (r.root / ".runicorn" / "tmp" / "ci-run-id").read_text().strip()
+    assert f"logged clf:v1, created by run {run_id}" in done.stderr
+    manifest = yaml.safe_load((r.root / ".runicorn" / "artifacts" / "clf" / "v1.yaml").read_text())
+    assert manifest["created_by"]["run"] == run_id
+    data_oid = yaml.safe_load((r.root / "data.rn").read_text())["oid"]
+    assert manifest["inputs"] == [{"data": "data", "oid": data_oid}]
+    graph = json.loads(r.rn_proc("artifacts", "lineage", "clf:v1", "--json").stdout)
+    edges = {(e["source"], e["target"]) for e in graph["edges"]}
+    assert {(f"run:{run_id}", "artifact:clf:v1"), (f"data:data@{data_oid[:12]}", f"run:{run_id}")} <= edges
     assert (r.root / "site" / "index.html").is_file()
+    # without a train step there is no run to name: the model is still logged, without lineage
+    (r.root / ".runicorn" / "tmp" / "ci-run-id").unlink()
+    r.gen({"outputs": {"model.pth": "weights 2"}})
+    alone = ci(r, "log-model", RUNICORN_CI_MODEL="outputs/model.pth", RUNICORN_CI_MODEL_NAME="clf")
+    assert alone.returncode == 0 and "logged clf:v2" in alone.stderr and "without lineage" in alone.stderr
+    assert "run" not in yaml.safe_load((r.root / ".runicorn" / "artifacts" / "clf" / "v2.yaml").read_text())["created_by"]
 
 
 def test_script_all_runs_the_templates_flow(tmp_repo, tmp_path):

@@ -10,8 +10,8 @@
 #   RUNICORN_CI_TRAIN   the training command, e.g. "python train.py --epochs 3" (split at spaces, no
 #                       quoting: put anything more complex in a script)
 #   RUNICORN_CI_RUN_NAME   name of the tracked run       (default: ci-<job id>)
-#   RUNICORN_CI_MODEL   a model file to log as an artifact after training (optional: a training
-#                       script that calls run.log_artifact itself records lineage too)
+#   RUNICORN_CI_MODEL   a model file to log as an artifact after training, created by the train
+#                       step's run (optional: a training script can call run.log_artifact itself)
 #   RUNICORN_CI_MODEL_NAME  artifact name                (default: model)
 #   RUNICORN_CI_SITE    folder for the exported viewer   (default: runicorn-site)
 #   RUNICORN_CI_GIT_MESSAGE commit message of git-push   (default: "CI: results of <run>")
@@ -67,16 +67,37 @@ step_train() {
 
 step_log_model() {
     [ -n "${RUNICORN_CI_MODEL:-}" ] || { say "RUNICORN_CI_MODEL not set: no model to log"; return 0; }
-    "$PY" - "$RUNICORN_CI_MODEL" "${RUNICORN_CI_MODEL_NAME:-model}" <<'EOF'
+    local run=""
+    [ -f "$STATE" ] && run="$(cat "$STATE")"
+    [ -n "$run" ] || say "no run id from the train step: the model is logged without lineage"
+    "$PY" - "$RUNICORN_CI_MODEL" "${RUNICORN_CI_MODEL_NAME:-model}" "$run" <<'EOF'
 import sys
 
 import runicorn as rn
 from runicorn.core.artifacts import log_artifact
 from runicorn.core.repo import Repo
+from runicorn.core.runs import get_run
 
-artifact = rn.Artifact(sys.argv[2], type="model", description="logged by runicorn-ci.sh")
-artifact.add_file(sys.argv[1])
-print(f"runicorn-ci: logged {sys.argv[2]}:v{int(log_artifact(Repo.find(), artifact))}", file=sys.stderr)
+
+class TrainRun:
+    """The train step's (finished) run as the producer of the version: the manifest records it in
+    created_by.run, and the run's inputs (artifacts it used, tracked data) as the version's inputs."""
+
+    def __init__(self, doc: dict):
+        self.id, self.git_commit, self.doc = doc["id"], (doc.get("git") or {}).get("commit"), doc
+
+    def lineage_inputs(self) -> list:
+        used = (self.doc.get("artifacts") or {}).get("used") or []
+        return [dict(u) for u in used] + [{"data": d["path"], "oid": d["oid"]} for d in self.doc.get("data") or []]
+
+
+model, name, run_id = sys.argv[1:4]
+repo = Repo.find()
+run = TrainRun(get_run(repo, run_id)) if run_id else None
+artifact = rn.Artifact(name, type="model", description="logged by runicorn-ci.sh")
+artifact.add_file(model)
+version = int(log_artifact(repo, artifact, run=run))
+print(f"runicorn-ci: logged {name}:v{version}" + (f", created by run {run_id}" if run else ""), file=sys.stderr)
 EOF
 }
 
