@@ -12,6 +12,7 @@ _LAZY = {
     # runs (SPEC §4)
     "init": "runicorn.sdk", "log": "runicorn.sdk", "finish": "runicorn.sdk", "save": "runicorn.sdk",
     "Run": "runicorn.sdk", "use_artifact": "runicorn.sdk", "log_artifact": "runicorn.sdk",
+    "run": "runicorn.sdk",  # the current run, or None (looked up on every access, never cached)
     # artifacts
     "Artifact": "runicorn.core.artifacts",
     # read API: rn.api.open / rn.api.read and queries over runs and artifacts

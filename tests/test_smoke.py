@@ -25,3 +25,19 @@ def test_add_commit_checkout_roundtrip(tmp_repo):
     oid = hashlib.sha256(b"weights-v1").hexdigest()
     assert f"oid: {oid}" in (tmp_repo.root / "model.pth.rn").read_text()
     assert tmp_repo.rn("status", "--exit-code").code == 0
+
+
+def test_rn_run_is_the_current_run(tmp_path, monkeypatch):
+    """`rn.run` (W&B's `wandb.run`): None before `init`, then the run `init` returned, read anew on each access."""
+    import runicorn as rn
+    from runicorn import sdk
+
+    monkeypatch.setenv("RUNICORN_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sdk, "run", None)
+    assert rn.run is None
+    first = rn.init(project="smoke", capture_output=False)
+    assert rn.run is first
+    second = rn.init(project="smoke", capture_output=False)  # init again finishes the first run
+    assert rn.run is second and rn.run is not first
+    rn.finish()
