@@ -113,6 +113,8 @@ def test_same_file_changed_both_ways_is_a_conflict_with_both_versions_kept(branc
         assert repo.odb.path(files["a.csv"].oid) and (open(repo.odb.path(files["a.csv"].oid)).read() == a_text)
         assert open(repo.odb.path(files["b.csv"].oid)).read() == "b theirs\n"  # non-conflicting: from both
         assert open(repo.odb.path(files["sub/c.csv"].oid)).read() == "c ours\n"
+    status = r.rn("status")
+    assert status.code == 1 and "then `git add data.rn` and run `runicorn checkout`" in status.err
     # resolve: keep theirs' a.csv, then check out
     lines = text.splitlines(keepends=True)
     keep = "".join(lines[lines.index("=======\n") + 1:-1])
@@ -228,3 +230,39 @@ def test_same_change_on_both_sides_is_clean_and_a_pointer_added_on_both_merges(t
     want = {"shared.csv": "same\n", "ours.csv": "o\n", "theirs.csv": "t\n"}
     assert oid(r, "data") == expected_oid(tmp_path, want)
     assert content(r.root / "data") == want
+
+
+@pytest.mark.parametrize("driver", [True, False], ids=["merge-driver", "git-line-merge"])
+def test_status_and_checkout_on_a_conflicted_pointer_say_how_to_resolve(tmp_repo, driver):
+    """After a real conflicting merge, git refuses `git checkout -- model.pth.rn` (unmerged path):
+    status and checkout say to keep one side and `git add`, in one line, exit 1."""
+    r = tmp_repo
+    r.gen({"model.pth": "m1", "data": {"a.csv": "a\n"}})
+    ok(r.rn("add", "model.pth", "data"))
+    if driver:
+        ok(r.rn("install-hooks"))
+    r.commit("base")
+    r.git("branch", "feat")
+    change(r, {"model.pth": "ours"}, rel="model.pth")
+    r.git("checkout", "-q", "feat")
+    change(r, {"model.pth": "theirs"}, rel="model.pth")
+    r.git("checkout", "-q", "main")
+    assert run_git(r.root, "merge", "feat", "-m", "m").returncode != 0
+    text = (r.root / "model.pth.rn").read_text()
+    assert "<<<<<<< " in text and ">>>>>>> " in text
+    assert run_git(r.root, "checkout", "--", "model.pth.rn").returncode != 0  # the advice git would refuse
+    for command in (["status"], ["checkout"], ["status", "model.pth"]):
+        done = r.rn(*command)
+        assert done.code == 1, done
+        assert done.err.strip().count("\n") == 0 and "git checkout --" not in done.err
+        assert ("model.pth.rn: 1 file(s) changed on both sides (model.pth.rn); keep one of the two merged pointers "
+                "between the conflict markers in model.pth.rn, then `git add model.pth.rn` and run `runicorn "
+                "checkout`") in done.err
+    # resolve as the message says: keep theirs, git add, checkout
+    lines = text.splitlines(keepends=True)
+    start, middle, end = (next(i for i, x in enumerate(lines) if x.startswith(m)) for m in ("<<<<<<<", "=======", ">>>>>>>"))
+    (r.root / "model.pth.rn").write_text("".join(lines[:start] + lines[middle + 1:end] + lines[end + 1:]))
+    r.git("add", "model.pth.rn")
+    ok(r.rn("checkout"))
+    assert (r.root / "model.pth").read_text() == "theirs"
+    assert [s["state"] for s in yaml.safe_load(ok(r.rn("status", "--json")).out)] == ["clean", "clean"]

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from runicorn.config import strict_yaml_load
-from runicorn.errors import PointerError
+from runicorn.errors import MergeConflictError, PointerError
 from runicorn.storage import fsutil
 from runicorn.storage.hashing import HASH_NAME, is_oid
 from runicorn.storage.safepath import problem_with_name, problem_with_relpath
@@ -95,13 +95,23 @@ def parse_at(data: bytes, rel: str, where: str) -> Pointer:
     return ptr
 
 
+def has_conflict_markers(data: bytes) -> bool:
+    """DATA holds git's conflict markers: a merge left the pointer unresolved (the merge driver's
+    two merged pointers, or git's own line merge when the driver is not registered)."""
+    lines = data.splitlines()
+    return any(line.startswith(b"<<<<<<<") for line in lines) and any(line.startswith(b">>>>>>>") for line in lines)
+
+
 def load(pointer_file: Path, rel: str) -> Pointer:
-    """Read and validate the pointer file at repo-relative REL."""
+    """Read and validate the pointer file at repo-relative REL. MergeConflictError for a pointer
+    still in conflict: `git checkout -- REL` refuses an unmerged path, so the advice is to resolve."""
     try:
         with open(pointer_file, "rb") as f:
             data = f.read(MAX_POINTER_BYTES + 1)
     except OSError as exc:
         _fail(rel, f"cannot be read ({exc.strerror})")
+    if has_conflict_markers(data):
+        raise MergeConflictError(rel, [rel])
     return parse_at(data, rel, rel)
 
 
