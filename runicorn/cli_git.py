@@ -43,7 +43,9 @@ def uninstall_hooks(json: Json = False, quiet: Quiet = False, verbose: Verbose =
         _say(quiet, f"restored your {name} hook")
     for name in report.left_alone:
         _say(quiet, f"left {name} alone: it is not Runicorn's")
-    if report.attributes:
+    if report.attributes_removed:
+        _say(quiet, f"deleted .gitattributes: `{hooks.ATTR_LINE}` was all it held; commit that change")
+    elif report.attributes:
         _say(quiet, f"removed `{hooks.ATTR_LINE}` from .gitattributes; commit that change")
 
 

@@ -102,7 +102,27 @@ def test_existing_hook_is_chained_never_overwritten_and_restored(tmp_repo):
     assert (hooks_dir / "post-checkout").read_text() == mine
     assert not (hooks_dir / "pre-push").exists() and not (hooks_dir / "post-merge").exists()
     assert tmp_repo.git("config", "--get", "merge.runicorn.driver", check=False) == ""
-    assert hooks.ATTR_LINE not in (tmp_repo.root / ".gitattributes").read_text()
+    assert not (tmp_repo.root / ".gitattributes").exists()  # install-hooks created it: gone, not left empty
+
+
+def test_uninstall_deletes_a_gitattributes_that_held_only_our_line_and_keeps_other_lines(tmp_repo):
+    attributes = tmp_repo.root / ".gitattributes"
+    ok(tmp_repo.rn("install-hooks"))
+    tmp_repo.commit("hooks")
+    report = yaml.safe_load(ok(tmp_repo.rn("uninstall-hooks", "--json")).out)
+    assert report["attributes"] is True and report["attributes_removed"] is True
+    assert not attributes.exists()
+    assert tmp_repo.git("status", "--porcelain").splitlines() == [" D .gitattributes"]
+    tmp_repo.git("checkout", "--", ".gitattributes")  # back to the committed `*.rn merge=runicorn`
+    ok(tmp_repo.rn("install-hooks"))
+    out = ok(tmp_repo.rn("uninstall-hooks")).out
+    assert "deleted .gitattributes" in out
+    # a file with other lines keeps them, and only them
+    attributes.write_text("*.bin binary\n")
+    ok(tmp_repo.rn("install-hooks"))
+    report = yaml.safe_load(ok(tmp_repo.rn("uninstall-hooks", "--json")).out)
+    assert report["attributes"] is True and report["attributes_removed"] is False
+    assert attributes.read_text() == "*.bin binary\n"
 
 
 def test_uninstall_leaves_foreign_hooks_alone(tmp_repo):

@@ -56,6 +56,15 @@ def test_install_hooks_stages_gitattributes(tmp_repo):
     assert staged(tmp_repo) == {".gitattributes"}
 
 
+def test_uninstall_hooks_stages_the_deleted_gitattributes(tmp_repo):
+    ok(tmp_repo.rn("config", "set", "core.autostage", "true", "--scope", "local"))
+    ok(tmp_repo.rn("install-hooks"))
+    tmp_repo.git("commit", "-q", "-m", "hooks")
+    ok(tmp_repo.rn("uninstall-hooks"))
+    assert not (tmp_repo.root / ".gitattributes").exists()
+    assert tmp_repo.git("status", "--porcelain").splitlines() == ["D  .gitattributes"]
+
+
 def test_a_locked_git_index_is_one_clear_error_and_the_pointer_is_kept(tmp_repo):
     ok(tmp_repo.rn("config", "set", "core.autostage", "true", "--scope", "local"))
     tmp_repo.gen({"m.bin": "v1"})

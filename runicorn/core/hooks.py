@@ -87,10 +87,12 @@ class HooksReport:
     left_alone: list[str] = field(default_factory=list)  # hooks that are not ours (uninstall)
     merge_driver: bool = False
     attributes: bool = False  # .gitattributes changed
+    attributes_removed: bool = False  # uninstall: .gitattributes held only our line, so it is gone
 
     def to_json(self) -> dict:
         return {"hooks_dir": self.hooks_dir, "installed": self.installed, "chained": self.chained,
-                "left_alone": self.left_alone, "merge_driver": self.merge_driver, "attributes": self.attributes}
+                "left_alone": self.left_alone, "merge_driver": self.merge_driver, "attributes": self.attributes,
+                "attributes_removed": self.attributes_removed}
 
 
 def driver_command(python: str) -> str:
@@ -142,10 +144,13 @@ def uninstall(repo: Repo) -> HooksReport:
     repo.git.config_unset("merge.runicorn.driver")
     repo.git.config_unset("merge.runicorn.name")
     report.attributes = _edit_attributes(repo, add=False)
+    report.attributes_removed = report.attributes and not (repo.root / ATTRIBUTES).exists()
     return report
 
 
 def _edit_attributes(repo: Repo, add: bool) -> bool:
+    """Add or remove our line; a file left with nothing but blank lines (the one install-hooks
+    created, or one that held only our line) is deleted, not left empty."""
     path = repo.root / ATTRIBUTES
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -155,7 +160,10 @@ def _edit_attributes(repo: Repo, add: bool) -> bool:
     if add == present:
         return False
     lines = lines + [ATTR_LINE] if add else [line for line in lines if line.strip() != ATTR_LINE]
-    fsutil.atomic_write(path, ("\n".join(lines) + "\n" if lines else "").encode())
+    if any(line.strip() for line in lines):
+        fsutil.atomic_write(path, ("\n".join(lines) + "\n").encode())
+    else:
+        path.unlink()
     repo.autostage([ATTRIBUTES])
     return True
 
