@@ -327,6 +327,33 @@ def test_pre_push_passes_the_refs_to_a_chained_hook_and_stops_when_it_fails(team
     assert (a.root / ".git" / "refs.log").read_text().startswith(f"refs/heads/main {head} refs/heads/main ")
 
 
+def test_a_failing_chained_post_hook_does_not_skip_the_data_checkout(team):
+    """git has switched or merged already when post-checkout / post-merge run: a failing hook of the
+    user's must not leave the workspace on the old data. Ours runs anyway; the user's status wins."""
+    a = team["a"]
+    hooks_dir = a.root / ".git" / "hooks"
+    ok(a.rn("uninstall-hooks"))
+    for name, code in (("post-checkout", 4), ("post-merge", 5)):
+        (hooks_dir / name).write_text(f'#!/bin/sh\necho "{name} $*" >> "$(git rev-parse --git-dir)/mine.log"\nexit {code}\n')
+        (hooks_dir / name).chmod(0o755)
+    ok(a.rn("install-hooks"))
+    assert run_git(a.root, "checkout", "-q", "-b", "v2").returncode == 1  # nothing to check out yet
+    (a.root / "data" / "a.csv").unlink()
+    (a.root / "data" / "a.csv").write_text("a v2\n")
+    ok(a.rn("add", "data"))
+    a.commit("data v2")
+    switched = run_git(a.root, "checkout", "main")
+    assert switched.returncode == 1  # a failing post-checkout fails `git checkout`, as without Runicorn
+    assert "your post-checkout hook (post-checkout.pre-runicorn) failed with exit code 4" in switched.stderr
+    assert "runicorn: checked out data" in switched.stderr and (a.root / "data" / "a.csv").read_text() == "a\n"
+    merged = run_git(a.root, "merge", "-q", "v2")
+    assert merged.returncode == 0, merged.stderr  # git ignores post-merge's status
+    assert "your post-merge hook (post-merge.pre-runicorn) failed with exit code 5" in merged.stderr
+    assert "runicorn: checked out data" in merged.stderr and (a.root / "data" / "a.csv").read_text() == "a v2\n"
+    log = (a.root / ".git" / "mine.log").read_text().splitlines()
+    assert [line.split()[0] for line in log] == ["post-checkout", "post-checkout", "post-merge"]  # ran first, each time
+
+
 def test_git_hook_rejects_an_unknown_hook_name(tmp_repo):
     result = tmp_repo.rn("git-hook", "pre-rebase")
     assert result.code == 2 and "unknown hook 'pre-rebase'" in result.err

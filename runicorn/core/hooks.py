@@ -8,7 +8,8 @@ The hooks are small shell scripts that call `runicorn git-hook NAME …`; the wo
   (`hooks_push.py`).
 
 A hook that already exists is never overwritten: it is moved aside to `NAME.pre-runicorn` and
-our script runs it first (with the same arguments and standard input), stopping if it fails.
+our script runs it first (with the same arguments and standard input). If it fails, pre-push
+stops there; post-checkout / post-merge still bring the data and then exit with its status.
 `uninstall-hooks` puts it back. `core.hooksPath` is respected.
 """
 from __future__ import annotations
@@ -42,8 +43,9 @@ _SCRIPT = """#!/bin/sh
 {mark}: installed by `runicorn install-hooks`; remove it with `runicorn uninstall-hooks`.
 # A hook that was here before was moved to {name}{chained} and runs first.
 hook_dir=$(dirname "$0")
+chained_status=0
 {stdin_save}if [ -x "$hook_dir/{name}{chained}" ]; then
-    "$hook_dir/{name}{chained}" "$@"{stdin_feed} || exit $?
+    "$hook_dir/{name}{chained}" "$@"{stdin_feed} || {on_chained_failure}
 fi
 install_python={python}
 if [ -x "$install_python" ]; then
@@ -54,7 +56,19 @@ else
     echo "runicorn: command not found, {missing}; install Runicorn or run \\`runicorn uninstall-hooks\\`" >&2
     exit {missing_code}
 fi
-{run}
+{run}"""
+
+# post-checkout / post-merge cannot stop git (it has switched or merged already): a failing hook of
+# the user's must not also leave the workspace on the old data, so ours runs anyway and the hook
+# exits with the user's status (a failing post-checkout still makes `git checkout` exit 1, as it
+# would without Runicorn). pre-push stops at the first failure: the push is refused either way.
+_POST_RUN = """status=0
+"$@" || status=$?
+if [ "$chained_status" -ne 0 ]; then
+    echo "runicorn: your {name} hook ({name}{chained}) failed with exit code $chained_status; Runicorn's checkout ran anyway" >&2
+    exit "$chained_status"
+fi
+exit "$status"
 """
 
 
@@ -66,9 +80,10 @@ def script(name: str, python: str) -> str:
         # pre-push reads the pushed refs on stdin: keep them for the chained hook and for us
         stdin_save='refs_file=$(mktemp)\ntrap \'rm -f "$refs_file"\' EXIT\ncat > "$refs_file"\n' if pre_push else "",
         stdin_feed=' < "$refs_file"' if pre_push else "",
+        on_chained_failure="exit $?" if pre_push else "chained_status=$?",
         missing="data was not pushed (push refused)" if pre_push else "data was not checked out",
-        missing_code=1 if pre_push else 0,
-        run='"$@" < "$refs_file"' if pre_push else 'exec "$@"')
+        missing_code=1 if pre_push else '"$chained_status"',
+        run='"$@" < "$refs_file"\n' if pre_push else _POST_RUN.format(name=name, chained=CHAINED))
 
 
 def is_ours(path: Path) -> bool:
