@@ -17,8 +17,12 @@ REPS requests of:
     request (cold: every series scanned by `metric_series`) and the median of the next ones (warm:
     the viewer caches the downsampled series of runs that have ended),
   * GET /lineage?ref=<middle artifact>&depth=200 (node count reported),
+  * a run still running (POINTS points logged, then about 200 steps a second until the end): its
+    first view (every series downsampled from scratch), then, with new points arriving, the page's
+    live poll (GET /api/runs/<id>?points=500) and a reload of the page,
 and the start-up time of `runicorn viewer` as a real process (spawn → first 200 on /api/dashboard).
-Targets (issue 6): runs list <= 100 ms, run detail <= 300 ms and <= 200 KB, lineage <= 200 ms.
+Targets (issue 6): runs list <= 100 ms, run detail <= 300 ms and <= 200 KB, lineage <= 200 ms,
+a running run's poll and reload <= 300 ms, start-up <= 2 s.
 """
 from __future__ import annotations
 
@@ -36,7 +40,8 @@ import urllib.request
 from pathlib import Path
 
 TARGETS = {"runs_list_ms": 100, "run_detail_cold_ms": 300, "run_detail_ms": 300, "run_detail_kb": 200,
-           "lineage_ms": 200}
+           "lineage_ms": 200, "running_poll_ms": 300, "running_detail_ms": 300, "startup_s": 2}
+LIVE_STOP = "stop-live-run"
 
 
 def sh(cwd: Path, *args: str) -> str:
@@ -79,15 +84,41 @@ def make_runs(root: Path, count: int) -> float:
     return time.perf_counter() - started
 
 
+def _values(steps: int) -> str:
+    """Python source of a function of the step: the four metrics the big runs log."""
+    return (f"def values(s):\n    return {{'loss': math.exp(-s/{steps / 5}), 'acc': 1-math.exp(-s/{steps / 4}), "
+            f"'lr': 0.1*(1+math.cos(s/{steps}*math.pi))/2, 'grad': math.sin(s/100)}}\n")
+
+
 def make_big_run(root: Path, points: int) -> tuple[str, float]:
     started = time.perf_counter()
     steps = points // 4
-    run_id = python(root, f"import math, runicorn as rn\nr = rn.init(project='big', name='one-million')\n"
-                          f"for s in range({steps}):\n"
-                          f"    rn.log({{'loss': math.exp(-s/{steps / 5}), 'acc': 1-math.exp(-s/{steps / 4}), "
-                          f"'lr': 0.1*(1+math.cos(s/{steps}*math.pi))/2, 'grad': math.sin(s/100)}}, step=s)\n"
+    run_id = python(root, f"import math, runicorn as rn\n{_values(steps)}"
+                          f"r = rn.init(project='big', name='one-million')\n"
+                          f"for s in range({steps}):\n    rn.log(values(s), step=s)\n"
                           "print(r.id)\nrn.finish()").strip()
     return run_id, time.perf_counter() - started
+
+
+def start_live_run(root: Path, points: int) -> tuple[subprocess.Popen, str, float]:
+    """A run that logs POINTS points, then one step every 5 ms until the file LIVE_STOP appears."""
+    started = time.perf_counter()
+    steps = points // 4
+    code = (f"import math, os, time, runicorn as rn\n{_values(steps)}r = rn.init(project='big', name='still-running')\n"
+            f"for s in range({steps}):\n    rn.log(values(s), step=s)\n"
+            "print(r.id, flush=True)\n"
+            f"s = {steps}\nwhile not os.path.exists({LIVE_STOP!r}):\n"
+            "    rn.log(values(s), step=s)\n    s += 1\n    time.sleep(0.005)\nrn.finish()\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=root, stdout=subprocess.PIPE, text=True)
+    run_id = proc.stdout.readline().strip()
+    if not run_id:
+        raise RuntimeError("the live run did not start")
+    return proc, run_id, time.perf_counter() - started
+
+
+def stop_live_run(root: Path, proc: subprocess.Popen) -> None:
+    (root / LIVE_STOP).write_text("")
+    proc.wait(timeout=120)
 
 
 def make_lineage(root: Path, nodes: int) -> tuple[str, float]:
@@ -121,6 +152,43 @@ def timed(client, url: str, reps: int) -> tuple[float, int]:
         times.append((time.perf_counter() - t) * 1000)
         assert r.status_code == 200
     return statistics.median(times), len(first.content)
+
+
+def polled(client, url: str, reps: int, pause: float) -> float:
+    """Median ms of REPS GETs of URL, PAUSE seconds apart (a live run logs in between)."""
+    times = []
+    for _ in range(reps):
+        time.sleep(pause)
+        t = time.perf_counter()
+        r = client.get(url)
+        times.append((time.perf_counter() - t) * 1000)
+        assert r.status_code == 200, (url, r.status_code, r.text[:300])
+    return statistics.median(times)
+
+
+def time_running_run(client, run_id: str, reps: int, logged: int) -> dict:
+    """A running run: first view (from scratch), then live polls and reloads while it grows past
+    LOGGED steps."""
+    res: dict = {}
+    deadline = time.monotonic() + 300
+    while _last_step(client, run_id) < logged - 1:  # the flusher is still indexing the first points
+        assert time.monotonic() < deadline, "the live run's points did not reach the index"
+        time.sleep(0.2)
+    t = time.perf_counter()
+    page = client.get(f"/runs/{run_id}")
+    res["running_first_view_ms"] = (time.perf_counter() - t) * 1000
+    assert page.status_code == 200 and 'data-status="running"' in page.text, "the live run is not running"
+    poll = f"/api/runs/{run_id}?points=500"  # what viewer.js asks every 3 s
+    client.get(poll)
+    res["running_poll_ms"] = polled(client, poll, reps, 0.5)
+    res["running_detail_ms"] = polled(client, f"/runs/{run_id}", reps, 0.5)
+    res["running_steps_added"] = _last_step(client, run_id) + 1 - logged
+    return res
+
+
+def _last_step(client, run_id: str) -> int:
+    r = client.get(f"/api/runs/{run_id}/metrics/loss?points=10")
+    return r.json()["step"][-1] if r.status_code == 200 and r.json()["step"] else -1
 
 
 def startup(root: Path) -> float:
@@ -187,6 +255,12 @@ def main() -> int:
     res["metric_zoom_ms"], _ = timed(client, f"/api/runs/{big}/metrics/loss?x_min=1000&x_max=90000", args.reps)
     res["lineage_ms"], _ = timed(client, f"/lineage?ref={ref}&depth=200", args.reps)
     res["lineage_nodes"] = len(client.get(f"/api/lineage?ref={ref}&depth=200").json()["graph"]["nodes"])
+    live, running, started = start_live_run(root, args.points)
+    res["setup_seconds"]["live_run_s"] = round(started, 1)
+    try:
+        res.update(time_running_run(client, running, args.reps, args.points // 4))
+    finally:
+        stop_live_run(root, live)
     res["startup_s"] = statistics.median(startup(root) for _ in range(3))
     res["total_runs"] = client.get("/api/runs?per_page=1").json()["total"]
     res = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in res.items()}

@@ -593,3 +593,83 @@ def test_pages_never_wait_for_the_repository_lock(client, repo_root, tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+# -- a running run's charts -----------------------------------------------------------------------
+GROWING = """
+import math, sys, runicorn as rn
+run = rn.init(project="live", name="growing")
+print(run.id, flush=True)
+for line in sys.stdin:
+    cmd, *args = line.split()
+    if cmd == "log":  # steps A..B-1, wavy values, never two alike
+        for s in range(int(args[0]), int(args[1])):
+            rn.log({"wave": math.sin(s * 0.37) * (1 + s % 7) + s * 1e-6}, step=s)
+    elif cmd == "set":  # the last step again, a new value ("inf" too)
+        rn.log({"wave": float(args[1])}, step=int(args[0]))
+    elif cmd == "end":
+        break
+rn.finish()
+"""
+
+
+def _min_max(points: list[dict], lo: int, width: int) -> list[tuple]:
+    """The reference downsample: per bucket of WIDTH steps from LO, its lowest and highest point
+    (NaN ignored unless alone, infinities compare), by step."""
+    value = lambda p: float(p.get("nonfinite") or "nan") if p["value"] is None else p["value"]  # noqa: E731
+    buckets: dict = {}
+    for p in points:
+        buckets.setdefault((p["step"] - lo) // width, []).append(p)
+    out = []
+    for b in sorted(buckets):
+        ordered = [p for p in buckets[b] if value(p) == value(p)] or buckets[b][:1]
+        low, high = min(ordered, key=value), max(ordered, key=value)
+        out += sorted({low["step"]: low, high["step"]: high}.values(), key=lambda p: p["step"])
+    return [(p["step"], p["value"]) for p in out]
+
+
+def test_a_running_runs_chart_grows_from_the_series_it_keeps(tmp_repo, monkeypatch):
+    from runicorn.core import runs
+    from runicorn.core.repo import Repo
+    from runicorn.viewer import series
+
+    reads = []
+    real = runs.metric_series
+    monkeypatch.setattr(runs, "metric_series", lambda *a, **kw: reads.append(kw) or real(*a, **kw))
+    tmp_repo.gen({"grow.py": GROWING})
+    proc = subprocess.Popen([sys.executable, "grow.py"], cwd=tmp_repo.root, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    client = TestClient(create_app(tmp_repo.root), base_url="http://127.0.0.1")
+    repo = Repo(tmp_repo.root)
+    try:
+        run_id = proc.stdout.readline().strip()
+
+        def step(command: str, done) -> dict:
+            proc.stdin.write(command + "\n")
+            proc.stdin.flush()
+            deadline = time.monotonic() + 30
+            while not done():  # the run's flusher indexes its points every second
+                assert time.monotonic() < deadline, f"{command!r} did not reach the index"
+                time.sleep(0.05)
+            reads.clear()
+            shown = client.get(f"/api/runs/{run_id}/metrics/wave?points=50").json()
+            grid = series._CACHE[("running", str(repo.root), run_id, "wave", 50)]
+            everything = real(repo, run_id, "wave", max_points=10**9)
+            assert list(zip(shown["step"], shown["value"])) == _min_max(everything, grid.lo, grid.width), command
+            assert len(shown["step"]) <= 50 and grid.hi == everything[-1]["step"]
+            return {"width": grid.width, "whole": [r.get("x_min") for r in reads] == [None]}
+
+        last = lambda n: lambda: (runs.metric_bounds(repo, run_id, "wave") or (0, -1))[1] == n  # noqa: E731
+        assert step("log 0 30", last(29)) == {"width": 1, "whole": True}  # short: every point
+        assert step("log 30 61", last(60)) == {"width": 3, "whole": False}  # grew past 50: buckets of 3
+        assert step("log 61 1000", last(999)) == {"width": 40, "whole": True}  # long unseen: downsampled afresh
+        assert step("log 1000 1200", last(1199)) == {"width": 80, "whole": False}  # merged pairs
+        at_1199 = lambda: real(repo, run_id, "wave", max_points=2, x_min=1199)[0]["value"]  # noqa: E731
+        assert step("set 1199 1000", lambda: at_1199() == 1000) == {"width": 80, "whole": False}  # logged again
+        assert 1199 in client.get(f"/api/runs/{run_id}/metrics/wave?points=50").json()["step"]
+        assert step("set 1199 inf", lambda: at_1199() is None)  # infinity: the highest value, drawn as a gap
+        assert all(r.get("x_min") is not None and r["max_points"] <= 2 * 80 for r in reads)  # a tail, not a scan
+    finally:
+        proc.communicate("end\n", timeout=60)
+    final = client.get(f"/api/runs/{run_id}/metrics/wave?points=50").json()  # ended: the Runs API's own
+    assert final["step"] == [p["step"] for p in real(repo, run_id, "wave", max_points=50)]

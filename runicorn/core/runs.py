@@ -320,6 +320,12 @@ def metric_series(repo, run_id: str, key: str, max_points: int = 1000, x_min=Non
     return points
 
 
+def metric_bounds(repo, run_id: str, key: str) -> tuple[int, int] | None:
+    """(first step, last step) of one metric as indexed so far (two index seeks); None before any point."""
+    check_run_id(run_id)
+    return store_of(repo).index.bounds(run_id, key)
+
+
 def compare(docs: list[dict]) -> dict:
     """Config and summary of DOCS side by side: {"runs", "names", "config": {key: [v…]},
     "summary": {…}, "different": {"config": [keys], "summary": [keys]}}."""

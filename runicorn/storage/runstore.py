@@ -146,6 +146,17 @@ class RunIndex:
                 return [_point(r) for r in json.loads(kept[0])]
         return [_point(r) for r in self._downsample(row[0], max_points, x_min, x_max)]
 
+    def bounds(self, run_id: str, key: str) -> tuple[int, int] | None:
+        """(first step, last step) of one metric, by two index seeks; None before its first point."""
+        row = self.index.db.execute("SELECT id FROM run_series WHERE run_id = ? AND key = ?", (run_id, key)).fetchone()
+        lo, hi = self._bounds("series = ?", [row[0]]) if row else (None, None)
+        return None if lo is None else (lo, hi)
+
+    def _bounds(self, where: str, params: list) -> tuple:
+        return self.index.db.execute(
+            f"SELECT (SELECT step FROM run_points WHERE {where} ORDER BY step LIMIT 1), "  # noqa: S608
+            f"(SELECT step FROM run_points WHERE {where} ORDER BY step DESC LIMIT 1)", params * 2).fetchone()
+
     def _downsample(self, series: int, max_points: int, x_min=None, x_max=None) -> list[tuple]:
         where, params = "series = ?", [series]
         if x_min is not None:
@@ -155,9 +166,7 @@ class RunIndex:
             where += " AND step <= ?"
             params.append(int(x_max))
         # Two index seeks, not a scan: steps are unique per series, so hi - lo + 1 bounds the count.
-        lo, hi = self.index.db.execute(
-            f"SELECT (SELECT step FROM run_points WHERE {where} ORDER BY step LIMIT 1), "  # noqa: S608
-            f"(SELECT step FROM run_points WHERE {where} ORDER BY step DESC LIMIT 1)", params * 2).fetchone()
+        lo, hi = self._bounds(where, params)
         if lo is None:
             return []
         if hi - lo + 1 <= max_points:

@@ -6,14 +6,13 @@ writes to the repository, the index or the workspace, and nothing takes the repo
 from __future__ import annotations
 
 import math
-import threading
-from collections import OrderedDict
 
 from runicorn.core import artifacts, history, runs
 from runicorn.core.repo import Repo
 from runicorn.errors import PageNotFoundError, PathNotTrackedError, RunicornError, UnsafePathError
 from runicorn.viewer import sources
 from runicorn.viewer.layout import layout
+from runicorn.viewer.series import series as chart_series
 from runicorn.viewer.sources import iso
 
 RUN_STATUSES = ("running", "finished", "failed", "crashed")
@@ -23,9 +22,6 @@ LOG_TAIL = 64 * 1024
 FILE_VIEW_LIMIT = 256 * 1024
 FINAL_STATUSES = ("finished", "failed", "crashed")
 DIFF_SHOWN = 1 << 20  # a page shows the first MiB of a diff; the whole one is a plain-text download
-SERIES_CACHE_SIZE = 512
-_SERIES_CACHE: OrderedDict = OrderedDict()
-_CACHE_LOCK = threading.Lock()
 
 
 # -- dashboard --------------------------------------------------------------------------------
@@ -79,7 +75,7 @@ def runs_page(repo: Repo, project=None, status=None, branch=None, commit=None, t
 def run_detail(repo: Repo, run_id: str, points: int = CHART_POINTS) -> dict:
     run = runs.get_run(repo, run_id)
     keys = runs.metric_keys(repo, run_id)
-    charts = [{"key": k, "points": _series(repo, run_id, k, points, final=_final(run))} for k in keys]
+    charts = [{"key": k, "points": chart_series(repo, run_id, k, points, final=_final(run))} for k in keys]
     diff = runs.run_diff(repo, run_id)
     logs = runs.run_logs(repo, run_id, tail_bytes=LOG_TAIL)
     return {"run": run, "metrics": charts, **_capped_diff(diff), "logs": logs, "files": run_files(repo, run)}
@@ -95,43 +91,15 @@ def run_diff_text(repo: Repo, run_id: str) -> str:
     return runs.run_diff(repo, run_id)
 
 
-def _series(repo: Repo, run_id: str, key: str, points: int, x_min=None, x_max=None, final: bool = False) -> dict:
-    """Compact columns {'step': [...], 'value': [...]} (a third of the bytes of a list of dicts).
-
-    A run that has ended never changes, so its downsampled series are kept in a small in-memory
-    cache: the second view of a run with millions of points costs no database scan."""
-    cache_key = (str(repo.root), run_id, key, points, x_min, x_max)
-    if final:
-        with _CACHE_LOCK:
-            hit = _SERIES_CACHE.get(cache_key)
-            if hit is not None:
-                _SERIES_CACHE.move_to_end(cache_key)
-                return hit
-    rows = runs.metric_series(repo, run_id, key, max_points=points, x_min=x_min, x_max=x_max)
-    data = {"step": [r.get("step") for r in rows], "value": [_num(r.get("value")) for r in rows]}
-    if final:
-        with _CACHE_LOCK:
-            _SERIES_CACHE[cache_key] = data
-            while len(_SERIES_CACHE) > SERIES_CACHE_SIZE:
-                _SERIES_CACHE.popitem(last=False)
-    return data
-
-
 def _final(run: dict) -> bool:
     return run.get("status") in FINAL_STATUSES
-
-
-def _num(v):
-    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
-        return None
-    return v
 
 
 def metric(repo: Repo, run_id: str, key: str, points: int = CHART_POINTS, x_min=None, x_max=None) -> dict:
     if key not in runs.metric_keys(repo, run_id):
         raise PageNotFoundError("metric", key)
     run = runs.get_run(repo, run_id)
-    return {"run": run_id, "key": key, **_series(repo, run_id, key, points, x_min, x_max, final=_final(run))}
+    return {"run": run_id, "key": key, **chart_series(repo, run_id, key, points, x_min, x_max, final=_final(run))}
 
 
 def run_files(repo: Repo, run: dict) -> list[dict]:
@@ -169,7 +137,7 @@ def compare(repo: Repo, run_ids: list[str], points: int = CHART_POINTS) -> dict:
     have = {r: set(runs.metric_keys(repo, r)) for r in run_ids}
     metrics = []
     for k in keys:
-        series = [{"run": r, "label": names.get(r, r), **_series(repo, r, k, points, final=final.get(r, False))}
+        series = [{"run": r, "label": names.get(r, r), **chart_series(repo, r, k, points, final=final.get(r, False))}
                   for r in run_ids if k in have[r]]
         metrics.append({"key": k, "series": series})
     return {"runs": docs, "metrics": metrics, "config": _table(docs, "config"), "summary": _table(docs, "summary")}
