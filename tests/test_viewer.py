@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -158,9 +159,18 @@ def test_dashboard_shows_repository_runs_artifacts_and_data(client, repo_root):
     assert "train-1" in html and "resnet-tiny" in html and "No remote configured" in html
 
 
-def test_runs_list_filters_sorts_searches_and_paginates(client):
+def test_runs_list_filters_sorts_searches_and_paginates(client, repo_root):
     all_runs = client.get("/api/runs").json()
     assert all_runs["total"] == 6
+    assert client.get("/api/runs?branch=main").json()["total"] == 6
+    assert client.get("/api/runs?branch=mai").json()["total"] == 0  # a branch is matched whole
+    last, started_at = _commit_shas(repo_root)[:2]  # every run started on the commit before the last
+    assert client.get(f"/api/runs?commit={started_at[:7]}").json()["total"] == 6
+    assert client.get(f"/api/runs?commit={started_at.upper()}").json()["total"] == 6
+    assert client.get(f"/api/runs?commit={last[:7]}").json()["total"] == 0
+    html = client.get(f"/runs?branch=main&commit={started_at[:7]}&per_page=4").text
+    assert f'name="commit" placeholder="commit" value="{started_at[:7]}"' in html and 'value="main"' in html
+    assert f"branch=main&amp;commit={started_at[:7]}&amp;sort=" in html  # the pager keeps both
     failed = client.get("/api/runs?status=failed").json()
     assert [r["name"] for r in failed["runs"]] == ["broken"]
     assert client.get("/api/runs?project=other").json()["total"] == 1
@@ -478,6 +488,42 @@ def test_cli_serves_on_loopback_and_refuses_a_busy_port(repo_root):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_cli_open_points_the_browser_at_the_served_url(repo_root, monkeypatch, capsys):
+    import webbrowser
+
+    import uvicorn
+
+    from runicorn.cli import main
+
+    servers, opened = [], []
+
+    class Server(uvicorn.Server):  # the real server, remembered so the test can stop it
+        def __init__(self, config):
+            super().__init__(config)
+            servers.append(self)
+
+    def browser(url, *args, **kwargs):  # what `webbrowser.open` would show: the page at URL
+        opened.append((url, *_get(url)))
+        servers[0].should_exit = True
+        return True
+
+    monkeypatch.setattr(uvicorn, "Server", Server)
+    monkeypatch.setattr(webbrowser, "open", browser)
+    monkeypatch.chdir(repo_root)
+    watchdog = threading.Timer(20, lambda: servers and setattr(servers[0], "should_exit", True))
+    watchdog.start()
+    try:
+        main(["viewer", "--port", "0", "--open"])
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    finally:
+        watchdog.cancel()
+    served = re.search(r"Runicorn viewer at (http://127\.0\.0\.1:\d+/)", capsys.readouterr().out).group(1)
+    assert len(opened) == 1, "--open did not open a browser"
+    url, status, body = opened[0]
+    assert url == served and status == 200 and "Dashboard" in body
 
 
 def test_cli_warns_when_binding_beyond_loopback(repo_root):
