@@ -600,6 +600,11 @@ def test_lineage_direction_and_depth_from_the_form(client):
     assert ids(up) | ids(down) == ids(both)
     html = client.get("/lineage?ref=resnet-tiny:v1&depth=2").text
     assert 'name="up" value="true" checked' in html and '<option value="2" selected>' in html
+    for depth in (4, 200):  # any depth the URL accepts is the selected option: Redraw keeps it
+        html = client.get(f"/lineage?ref=resnet-tiny:v1&depth={depth}").text
+        assert re.findall(r'<option value="(\d+)" selected>', html) == [str(depth)]
+    options = re.findall(r'<option value="(\d+)"', client.get("/lineage?ref=resnet-tiny:v1&depth=4").text)
+    assert options == sorted(options, key=int) and len(options) == len(set(options))
 
 
 def test_data_history_of_an_uncommitted_and_an_untracked_path(tmp_repo):

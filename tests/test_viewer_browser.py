@@ -84,6 +84,15 @@ def _drawn(page, selector: str = "figure.chart.drawn canvas") -> None:
     assert painted > 200, "the chart canvas is blank"
 
 
+def _fully_visible(page, items: str, box: str) -> None:
+    """Every element ITEMS lies inside the element BOX as drawn (nothing cut at an edge)."""
+    outer = page.locator(box).first.bounding_box()
+    for item in page.locator(items).all():
+        b = item.bounding_box()
+        assert outer["x"] <= b["x"] and b["x"] + b["width"] <= outer["x"] + outer["width"] + 0.5, (b, outer)
+        assert outer["y"] <= b["y"] and b["y"] + b["height"] <= outer["y"] + outer["height"] + 0.5, (b, outer)
+
+
 def test_click_through_the_viewer(server, chromium):
     page = chromium.new_page(viewport={"width": 1280, "height": 900})
     watch = Watch(page)
@@ -119,6 +128,7 @@ def test_click_through_the_viewer(server, chromium):
     page.click("nav.tabs >> text=Lineage")
     page.wait_for_selector("svg.dag .node")
     assert page.locator("svg.dag .node").count() >= 4
+    _fully_visible(page, "svg.dag .node", ".graph-wrap")
     _shot(page, "06-lineage")
     page.click("a.node-link[data-node='artifact:mnist-small:v2']")
     page.wait_for_url("**/artifacts/mnist-small?version=v2")
@@ -146,10 +156,12 @@ def test_pages_work_without_javascript(server, chromium, repo_root):  # noqa: F8
     page.goto(server + "/runs?q=train-0")
     page.click("a.run-link")
     assert page.locator("svg.nojs-chart polyline").count() == 2  # the server-drawn charts
+    _shot(page, "08-no-javascript-run")
     page.goto(server + "/lineage?ref=resnet-tiny:v1")
+    _fully_visible(page, "svg.dag .node", ".graph-wrap")
     page.click("a.node-link[data-node='artifact:mnist-small:v2']")
     assert "/artifacts/mnist-small" in page.url
-    _shot(page, "08-no-javascript")
+    _shot(page, "08-no-javascript-artifact")
     context.close()
     assert not watch.problems, watch.problems
 
