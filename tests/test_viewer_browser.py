@@ -7,6 +7,7 @@ to tests/output/viewer/ (gitignored) for a person to look at.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -198,7 +199,13 @@ def test_a_running_run_updates_without_reload(server, chromium, repo_root):  # n
         assert page.locator("#run-status .badge").inner_text() == "finished", (watch.problems, proc.stderr.read())
         assert "step 39" in page.locator("#logs-body").inner_text() and "step 39" not in first_logs
         assert "ended" in page.locator("#live-note").inner_text()
+        ended = page.locator("#run-end").inner_text()  # written by the page itself: end time and duration
+        assert re.fullmatch(r" ?· ended \d{4}-\d\d-\d\d \d\d:\d\d · \d+s", ended), ended
+        logs = page.eval_on_selector("#logs-body", "b => [b.scrollTop, b.scrollHeight - b.clientHeight]")
+        assert logs[1] > 0 and logs[0] >= logs[1] - 24, logs  # the log box follows the newest lines
         _shot(page, "09-live-run-finished")
+        page.reload()
+        assert page.locator("#run-end").inner_text() == ended  # the same words as the server's
         page.close()
         assert not watch.problems, watch.problems
     finally:

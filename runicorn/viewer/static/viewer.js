@@ -75,11 +75,42 @@
     var head = document.getElementById("run-head");
     if (!head || head.dataset.status !== "running" || EXPORTED) return;
     var id = head.dataset.runId;
+    // as many points as the page drew: the server extends the series it keeps for this run
+    var points = encodeURIComponent(new URLSearchParams(location.search).get("points") || "500");
+    var box = document.getElementById("logs-body");
+    if (box) box.scrollTop = box.scrollHeight;  // a running run's page opens on its newest lines
     var timer = setInterval(function () {
-      fetch("/api/runs/" + encodeURIComponent(id) + "?points=300").then(function (r) { return r.json(); })
+      fetch("/api/runs/" + encodeURIComponent(id) + "?points=" + points).then(function (r) { return r.json(); })
         .then(function (d) { update(d); if (d.run.status !== "running") { clearInterval(timer); } })
         .catch(function () { clearInterval(timer); });
     }, 3000);
+  }
+
+  // The same text as the server's `when` and `duration` filters (render.py).
+  function when(value) {
+    var text = typeof value === "number" ? new Date(value * 1000).toISOString() : String(value);
+    return /^\d{4}-\d\d-\d\dT/.test(text) ? text.slice(0, 16).replace("T", " ") : text;
+  }
+
+  function duration(seconds) {
+    var t = Math.floor(seconds), h = Math.floor(t / 3600), m = Math.floor((t % 3600) / 60), s = t % 60;
+    var two = function (n) { return (n < 10 ? "0" : "") + n; };
+    return h ? h + "h " + two(m) + "m" : m ? m + "m " + two(s) + "s" : s + "s";
+  }
+
+  // The log box follows the newest lines, unless the reader scrolled up to read older ones.
+  function atBottom(box) { return box.scrollHeight - box.scrollTop - box.clientHeight < 24; }
+
+  function showLogs(text) {
+    var box = document.getElementById("logs-body");
+    if (!box) return;
+    if (box.tagName !== "PRE") {  // "no output captured" until now
+      var pre = document.createElement("pre");
+      pre.className = "logs"; pre.id = "logs-body"; box.replaceWith(pre); box = pre;
+    }
+    var follow = atBottom(box);
+    box.textContent = text;
+    if (follow) box.scrollTop = box.scrollHeight;
   }
 
   function update(d) {
@@ -87,8 +118,12 @@
     if (badge) { badge.textContent = d.run.status; badge.className = "badge s-" + d.run.status; }
     var note = document.getElementById("live-note");
     if (note && d.run.status !== "running") note.textContent = "the run has ended (" + d.run.status + ")";
-    var logs = document.getElementById("logs-body");
-    if (logs && d.logs) { logs.textContent = d.logs; }
+    var end = document.getElementById("run-end");
+    if (end && d.run.status !== "running") {
+      end.textContent = (d.run.ended_at ? " · ended " + when(d.run.ended_at) : "") +
+        (d.run.duration !== null && d.run.duration !== undefined ? " · " + duration(d.run.duration) : "");
+    }
+    if (d.logs) showLogs(d.logs);
     var summary = document.getElementById("summary-body");
     if (summary && d.run.summary) {
       var rows = Object.keys(d.run.summary).map(function (k) {
