@@ -302,6 +302,14 @@ def test_openapi_lists_the_json_twins(client):
     for p in ("/api/dashboard", "/api/runs", "/api/runs/{run_id}", "/api/artifacts/{name}", "/api/lineage",
               "/api/commits/{sha}", "/api/data/{path}", "/api/runs/{run_id}/metrics/{key}"):
         assert p in paths
+    runs = paths["/api/runs"]["get"]["responses"]  # Swagger UI shows an object, and the errors there are
+    assert runs["200"]["description"] == "the data the /runs page shows, as one JSON object"
+    assert runs["200"]["content"]["application/json"]["schema"] == {"type": "object"}
+    assert set(runs) == {"200", "400", "404", "default"}  # a bad parameter is a 400, never a 422
+    assert set(runs["404"]["content"]["application/json"]["schema"]["properties"]) == {"error", "kind", "status"}
+    assert set(paths["/api/dashboard"]["get"]["responses"]) == {"200", "default"}
+    assert "step" in paths["/api/runs/{run_id}/metrics/{key}"]["get"]["responses"]["200"]["description"]
+    assert client.get("/api/runs?page=0").json()["status"] == 400
     assert "/api/runs" in client.get("/api").text
     docs = client.get("/docs").text  # Swagger UI from the vendored copy: no CDN
     assert "/static/vendor/swagger-ui/swagger-ui-bundle.js" in docs and "cdn." not in docs

@@ -5,6 +5,7 @@ as a template or returns it as JSON. One exception handler turns errors into fri
 """
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from pathlib import Path
@@ -59,6 +60,21 @@ def _error_response(request: Request, status: int, title: str, message: str, kin
 
 
 TITLES = {404: "Not found", 503: "No Runicorn repository here", 500: "Something went wrong", 400: "Bad request"}
+_ERROR = {"content": {"application/json": {"schema": {
+    "type": "object", "required": ["error", "kind", "status"],
+    "properties": {"error": {"type": "string", "description": "what went wrong and what to do"},
+                   "kind": {"type": "string", "description": "the error class"}, "status": {"type": "integer"}}}}}}
+
+
+def _responses(what: str, params: bool = True) -> dict:
+    """The OpenAPI answers of a JSON route: WHAT on success (a JSON object), and the error object
+    of the one exception handler (400 for a bad parameter, never FastAPI's 422)."""
+    found = {200: {"description": what, "content": {"application/json": {"schema": {"type": "object"}}}}}
+    if params:
+        found[400] = {"description": "a parameter has an invalid value", **_ERROR}
+        found[404] = {"description": "nothing has this name, id, version or path", **_ERROR}
+    found["default"] = {"description": "not a Runicorn repository (503), or a bug (500)", **_ERROR}
+    return found
 
 
 def create_app(start: Path | None = None, host: str = "127.0.0.1") -> FastAPI:
@@ -115,7 +131,9 @@ def _routes(app: FastAPI) -> APIRouter:
                 return JSONResponse(jsonable_encoder(fn(**kwargs)))
 
             for endpoint, route, extra in ((html, path, {"include_in_schema": False, "response_class": HTMLResponse}),
-                                           (api, api_path, {"summary": name})):
+                                           (api, api_path, {"summary": name, "responses": _responses(
+                                               f"the data the {path} page shows, as one JSON object",
+                                               params=bool(inspect.signature(fn).parameters))})):
                 endpoint.__signature__ = _signature(fn, endpoint is html)
                 kind = "html" if endpoint is html else "api"
                 router.add_api_route(route, endpoint, methods=["GET"], name=f"{fn.__name__}_{kind}", **extra)
@@ -143,7 +161,8 @@ def _routes(app: FastAPI) -> APIRouter:
     def run(run_id: str, points: int = Query(pages.CHART_POINTS, ge=10, le=5000)):
         return pages.run_detail(repo(), sec.check_run_id(run_id), points)
 
-    @router.get("/api/runs/{run_id}/metrics/{key:path}", summary="One metric, downsampled server-side")
+    @router.get("/api/runs/{run_id}/metrics/{key:path}", summary="One metric, downsampled server-side",
+                responses=_responses("{run, key, step: [...], value: [...]}: the points, by step (null: not finite)"))
     def metric(run_id: str, key: str, points: int = Query(pages.CHART_POINTS, ge=10, le=5000),
                x_min: Optional[float] = None, x_max: Optional[float] = None):
         data = pages.metric(repo(), sec.check_run_id(run_id), sec.check_metric_key(key), points, x_min, x_max)
@@ -231,8 +250,6 @@ def _routes(app: FastAPI) -> APIRouter:
 
 
 def _signature(fn, with_request: bool):
-    import inspect
-
     sig = inspect.signature(fn)
     params = list(sig.parameters.values())
     if with_request:
