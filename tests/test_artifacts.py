@@ -120,10 +120,12 @@ def test_names_types_aliases_and_sources_are_validated(tmp_repo):
     with pytest.raises(ArtifactNameError):
         art.add_file(tmp_repo.root / "f", name="../escape")
     art.add_file(tmp_repo.root / "f")
-    for bad in ("latest", "production", "v3", "bad alias"):
+    before = objects(tmp_repo)
+    for bad in ("production", "none", "v3", "3", "bad alias"):
         with pytest.raises(ArtifactNameError):
             A.log_artifact(Repo(tmp_repo.root), art, aliases=[bad])
     assert not (tmp_repo.root / ".runicorn/artifacts/ok").exists()  # nothing written
+    assert objects(tmp_repo) == before  # not even the content (a wrong vN is caught before storing)
 
 
 def test_resolve_versions_aliases_and_errors_list_what_exists(tmp_repo):
@@ -431,3 +433,77 @@ def test_tables_keep_one_row_per_line_however_long(tmp_repo):
     rows = [line for line in ok(tmp_repo.rn("artifacts", "versions", "m")).out.splitlines() if line.startswith("v1 ")]
     assert len(rows) == 1 and all(a in rows[0] for a in aliases) and rows[0].rstrip().endswith("none")
     assert len(rows[0]) > 120
+
+
+
+def test_latest_and_the_versions_own_number_are_accepted_as_aliases_a_conflicting_number_is_not(tmp_repo):
+    # seed 003: log_artifact(dataset, aliases=['latest', 'v1'])
+    assert log(tmp_repo, "mnist", {"train.csv": "1"}, kind="dataset", aliases=["latest", "v1"]) == 1
+    repo = Repo(tmp_repo.root)
+    assert [v["aliases"] for v in A.list_versions(repo, "mnist")] == [["latest"]]
+    assert not (tmp_repo.root / ".runicorn/artifacts/mnist/history.yaml").exists()  # nothing to record
+    again = log(tmp_repo, "mnist", {"train.csv": "1"}, kind="dataset", aliases=["latest", "1", "best"])
+    assert again == 1 and not again.created and A.resolve(repo, "mnist:best") == ("mnist", 1)
+    before = objects(tmp_repo)
+    with pytest.raises(ArtifactNameError, match=r"aliases list 'v1', but this content would become the new "
+                                                r"version mnist:v2: version numbers are assigned"):
+        log(tmp_repo, "mnist", {"train.csv": "2"}, kind="dataset", aliases=["latest", "v1"])
+    assert objects(tmp_repo) == before and [v["version"] for v in A.list_versions(repo, "mnist")] == [1]
+    with pytest.raises(ArtifactNameError, match=r"'v2', but this content is already the latest version, mnist:v1"):
+        log(tmp_repo, "mnist", {"train.csv": "1"}, kind="dataset", aliases=["v2"])
+    assert log(tmp_repo, "mnist", {"train.csv": "2"}, kind="dataset", aliases=["latest", "v2"]) == 2
+
+
+
+def test_an_alias_that_looks_like_a_version_number_is_refused(tmp_repo):
+    log(tmp_repo, "m", {"w": "1"})
+    log(tmp_repo, "m", {"w": "2"})
+    for alias in ("3", "v3", "V3", "007"):
+        bad = tmp_repo.rn("artifacts", "alias", "m:v2", alias)
+        assert bad.code == 2 and f"alias {alias!r} looks like a version number" in bad.err and "e.g. best" in bad.err
+    assert not (tmp_repo.root / ".runicorn/artifacts/m/history.yaml").exists()
+    ok(tmp_repo.rn("artifacts", "alias", "m:v2", "v3-candidate"))  # a word with digits is fine
+    assert A.resolve(Repo(tmp_repo.root), "m:v3-candidate") == ("m", 2)
+
+
+
+def test_relogging_the_latest_content_returns_it_and_older_content_becomes_the_new_latest(tmp_repo):
+    v1 = log(tmp_repo, "m", {"w": "A"})
+    v2 = log(tmp_repo, "m", {"w": "B"})
+    assert (v1, v2) == (1, 2)
+    same = log(tmp_repo, "m", {"w": "B"})
+    assert same == 2 and not same.created
+    before = objects(tmp_repo)
+    back = log(tmp_repo, "m", {"w": "A"})  # a revert: the user expects latest to be A again
+    assert back == 3 and back.created and back.digest == v1.digest
+    assert objects(tmp_repo) == before  # the bytes were already stored: nothing added
+    repo = Repo(tmp_repo.root)
+    assert A.resolve(repo, "m:latest") == ("m", 3)
+    assert A.use_artifact(repo, "m:latest").get_path("w").read_text() == "A"
+    # a soft-deleted latest is not "the current latest": its content logged again is a new version
+    ok(tmp_repo.rn("artifacts", "delete", "m:v3"))
+    assert log(tmp_repo, "m", {"w": "A"}) == 4
+
+
+
+def test_same_content_with_new_metadata_warns_that_the_metadata_was_not_recorded(tmp_repo):
+    from runicorn.core.run_live import RunicornWarning
+
+    log(tmp_repo, "m", {"w": "1"}, acc=0.9)
+    with pytest.warns(RunicornWarning, match=r"m:v1 already holds this content, so it was returned and the new "
+                                             r"metadata was not recorded.*soft-delete m:v1") as caught:
+        again = log(tmp_repo, "m", {"w": "1"}, acc=0.95)
+    assert again == 1 and not again.created and len(caught) == 1
+    assert A.artifact_info(Repo(tmp_repo.root), "m:v1")["metadata"] == {"acc": 0.9}  # unchanged
+    src = tmp_repo.root / "art-src/m/w"
+    art = A.Artifact("m", type="dataset", description="new words")
+    art.add_file(src)
+    art.add_tags("fresh")
+    with pytest.warns(RunicornWarning, match=r"new type 'dataset', description, tags were not recorded"):
+        A.log_artifact(Repo(tmp_repo.root), art)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same (or no) metadata again: silent
+        log(tmp_repo, "m", {"w": "1"}, acc=0.9)
+        log(tmp_repo, "m", {"w": "1"})

@@ -3,6 +3,7 @@ clones that collide show one add/add conflict, concurrent loggers get distinct v
 hostile manifests are refused with the file named, and the download cache evicts safely."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -152,6 +153,7 @@ def test_hostile_manifests_are_refused_with_the_file_named_and_nothing_written(t
         text = _manifest("evil", "").replace("version: 1", "version: 2")
     (folder / "v1.yaml").write_text(text)
     before = sorted(p.relative_to(tmp_repo.root) for p in (tmp_repo.root / ".runicorn/artifacts").rglob("*"))
+    cached = sorted(p.relative_to(tmp_repo.root) for p in Repo(tmp_repo.root).cache_dir.rglob("*"))
     result = tmp_repo.rn("artifacts", "list")
     bad_file = "history.yaml" if kind == "history" else "v1.yaml"
     assert result.code == 1 and f".runicorn/artifacts/evil/{bad_file}" in result.err
@@ -160,6 +162,9 @@ def test_hostile_manifests_are_refused_with_the_file_named_and_nothing_written(t
         log(tmp_repo.root, "evil", "new content")
     after = sorted(p.relative_to(tmp_repo.root) for p in (tmp_repo.root / ".runicorn/artifacts").rglob("*"))
     assert after == before  # no manifest, no history, no .gitattributes
+    # and no content: the artifact's files are checked before the new content is stored
+    assert sorted(p.relative_to(tmp_repo.root) for p in Repo(tmp_repo.root).cache_dir.rglob("*")) == cached
+    assert not Repo(tmp_repo.root).odb.exists(hashlib.sha256(b"new content").hexdigest())
 
 
 def test_download_cache_lists_and_evicts_least_recently_used_but_never_a_linked_download(tmp_repo, tmp_path):

@@ -190,3 +190,26 @@ def test_seed_003_log_model_and_use_model_through_the_registry(tmp_repo):
         ("stage", "staging", 1), ("stage", "production", 1), ("stage", "staging", 2)]
     used = run_doc(tmp_repo, out.split("RUN ")[1].split()[0])["artifacts"]["used"]
     assert [(u["artifact"], u["version"]) for u in used] == [("fraud-detector", 1), ("fraud-detector", 2)]
+
+
+def test_seed_003_example_logs_with_aliases_latest_and_v1(tmp_repo):
+    tmp_repo.gen({"data": {"train.csv": "a\n1\n", "test.csv": "a\n2\n", "images": {"0.png": b"\x89PNG"}}})
+    out = script(tmp_repo, """
+        import runicorn as wandb
+
+        run = wandb.init(project='my-project', name='prepare-data')
+        dataset = wandb.Artifact(name='mnist-dataset', type='dataset', description='MNIST training and test data')
+        dataset.add_file('data/train.csv')
+        dataset.add_file('data/test.csv')
+        dataset.add_dir('data/images/')
+        print("LOGGED", wandb.log_artifact(dataset, aliases=['latest', 'v1']))
+        wandb.finish()
+
+        run = wandb.init(project='my-project', name='train-model')
+        dataset = wandb.use_artifact('mnist-dataset:latest')
+        data_dir = dataset.download()
+        print("TRAIN", open(f'{data_dir}/train.csv').read().splitlines())
+        wandb.finish()
+        """, "seed003.py")
+    assert "LOGGED 1" in out and "TRAIN ['a', '1']" in out
+    assert json.loads(ok(tmp_repo.rn("artifacts", "info", "mnist-dataset:v1", "--json")).out)["aliases"] == ["latest"]

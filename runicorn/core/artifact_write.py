@@ -1,7 +1,10 @@
 """Writing artifacts: log a version, move aliases and stages, soft-delete, restore, purge.
 
-Order (as `add`): file objects into the cache, one durability step, then — under the repository
-lock — the version number, the manifest (atomic), the history events, the index. A killed
+Order (as `add`): the artifact's committed files are checked first (a bad manifest stops
+everything before a byte is stored), then file objects into the cache, one durability step, then —
+under the repository lock — the version number, the manifest (atomic), the history events, the
+index. Identical content returns the current latest version; content identical to an older
+version becomes a new version (its bytes are already stored). A killed
 `log_artifact` leaves at most unnamed objects (gc collects them) and never a manifest that names
 a missing object. Version numbers come from the highest number seen in the workspace, in every
 branch, tag and remote-tracking branch, in the history's purge events and in the index's memory,
@@ -51,8 +54,8 @@ def content_digest(files: list[dict], references: list[dict]) -> str:
     return "sha256:" + hashlib.sha256(canon.encode()).hexdigest()
 
 
-def _store_files(repo, entries: dict[str, Path], reporter: Reporter) -> tuple[list[dict], list[str], int]:
-    """Hash (stat memo first) and copy new content into the cache. Returns (files, new oids, new bytes)."""
+def _hash_files(repo, entries: dict[str, Path], reporter: Reporter) -> tuple[list[dict], list[tuple]]:
+    """Hash ENTRIES (the stat memo first); read-only. Returns (files, memo rows to record once stored)."""
     items = sorted(entries.items())
     stats = []
     for _, src in items:
@@ -74,22 +77,26 @@ def _store_files(repo, entries: dict[str, Path], reporter: Reporter) -> tuple[li
         st = stats[i]
         if st.st_mtime_ns < limit:
             rows.append((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, oid))
+    files = [{"path": dest, "oid": oid, "size": st.st_size} for (dest, _), oid, st in zip(items, oids, stats)]
+    return files, rows
+
+
+def _store_files(repo, entries: dict[str, Path], files: list[dict]) -> tuple[list[str], int]:
+    """Copy the content the cache lacks into it (one durability step). Returns (new oids, new bytes)."""
     repo.odb.prepare()
     new, added = [], 0
-    for (_, src), oid, st in zip(items, oids, stats):
-        if repo.odb.exists(oid) or oid in new:
+    for (_, src), f in zip(sorted(entries.items()), files):
+        if repo.odb.exists(f["oid"]) or f["oid"] in new:
             continue
         got, created = repo.odb.copy_in(src)
-        if got != oid:
+        if got != f["oid"]:
             raise RunicornError(f"{src} changed while it was being logged; rerun when it is complete")
         if created:
-            new.append(oid)
-            added += st.st_size
+            new.append(got)
+            added += f["size"]
     fsutil.make_durable([repo.odb.path(o) for o in new], repo.cache_dir)
     repo.guard.record(new)
-    repo.memo.put_many(rows)
-    files = [{"path": dest, "oid": oid, "size": st.st_size} for (dest, _), oid, st in zip(items, oids, stats)]
-    return files, new, added
+    return new, added
 
 
 def _highest_known(repo, name: str) -> int:
@@ -113,50 +120,126 @@ def _base_event(repo, run) -> dict:
 
 
 def log_artifact(repo, artifact, aliases: list[str] | None = None, run=None, reporter: Reporter = NULL) -> Version:
-    """Store ARTIFACT as the next version of its name (or return the version that already has
-    identical content). ALIASES are set (moved) to it. With RUN, lineage inputs are recorded."""
+    """Store ARTIFACT as the next version of its name, or return the current latest version when
+    it holds identical content (content identical to an older version becomes a new version; its
+    bytes are already in the cache). ALIASES are set (moved) to it; `latest` and the version's own
+    `vN` may be listed and change nothing. With RUN, lineage inputs are recorded."""
     repo = open_repo(repo if repo is not None else getattr(run, "repo", None))
-    aliases = [store.check_alias(a) for a in (aliases or [])]
+    aliases, pinned = _requested_aliases(aliases)
     name = artifact.name
     _check_layout(artifact.entries)
-    files, new_oids, added = _store_files(repo, artifact.entries, reporter)
+    aindex.sync(repo, [name])  # a bad manifest of NAME stops here, before anything is hashed or stored
+    files, memo_rows = _hash_files(repo, artifact.entries, reporter)
     references = [dict(r) for r in artifact.references]
     digest = content_digest(files, references)
-    git_paths: list[str] = []
+    if pinned:  # a conflicting vN fails before any content is stored (checked again under the lock)
+        _check_pinned(name, *_next_version(repo, name, digest), pinned)
+    new_oids, added = _store_files(repo, artifact.entries, files)
+    repo.memo.put_many(memo_rows)
     with repo.lock(reporter.info):
-        aindex.sync(repo, [name])  # a bad manifest of NAME stops here, before anything is written
-        git_paths += store.ensure_dir(repo.root, name)
-        same = repo.index.db.execute("SELECT version FROM art_versions WHERE name = ? AND digest = ? AND deleted = 0 "
-                                     "ORDER BY version DESC LIMIT 1", (name, digest)).fetchone()
-        fresh = {}
-        if same:
-            version, created = same[0], False
-        else:
-            version, created = _highest_known(repo, name) + 1, True
-            doc = _manifest(repo, artifact, version, files, references, digest, run)
-            path = repo.root / store.manifest_rel(name, version)
-            data = store.encode_manifest(doc)
-            fresh = {version: store.parse_manifest(data, store.manifest_rel(name, version), name, version)
-                     if len(doc["files"]) < 1000 else doc}  # small: prove the writer and reader agree
-            fsutil.atomic_write(path, data)
-            git_paths.append(store.manifest_rel(name, version))
-            aindex.note_max(repo, name, version)
-        base = _base_event(repo, run)
-        state = versions_state(repo, name)
-        for alias in aliases:
-            previous = state.aliases.get(alias, (None, None))[1]
-            if previous != version:
-                store.append_event(repo.root, name, {**base, "event": "alias", "alias": alias, "version": version,
-                                                     "previous": previous})
-                git_paths.append(store.history_rel(name))
-        aindex.reload(repo, name, fresh=fresh)
+        aindex.sync(repo, [name])
+        version, created = _next_version(repo, name, digest)
+        _check_pinned(name, version, created, pinned)
+        dropped = [] if created else _unrecorded(repo, artifact, version)
+        git_paths = _write_version(repo, artifact, version, files, references, digest, run, aliases, created)
     repo.autostage(sorted(set(git_paths)))
+    if dropped:
+        from runicorn.core.run_live import warn  # the runs' RunicornWarning (never raises, even under -W error)
+
+        warn(_unrecorded_message(f"{name}:v{version}", dropped))
     result = Version(version, name, digest, created)
     artifact.version, artifact._repo = result, repo
     artifact.new_objects, artifact.new_bytes = len(new_oids), added
     if run is not None and hasattr(run, "note_artifact_logged"):
         run.note_artifact_logged(name, int(version), digest)
     return result
+
+
+def _write_version(repo, artifact, version: int, files, references, digest: str, run, aliases: list[str],
+                   created: bool) -> list[str]:
+    """Under the lock: the manifest (when CREATED), the alias events, the index. Returns the git paths."""
+    name = artifact.name
+    git_paths = store.ensure_dir(repo.root, name)
+    fresh = {}
+    if created:
+        doc = _manifest(repo, artifact, version, files, references, digest, run)
+        rel = store.manifest_rel(name, version)
+        data = store.encode_manifest(doc)
+        fresh = {version: store.parse_manifest(data, rel, name, version)
+                 if len(doc["files"]) < 1000 else doc}  # small: prove the writer and reader agree
+        fsutil.atomic_write(repo.root / rel, data)
+        git_paths.append(rel)
+        aindex.note_max(repo, name, version)
+    base = _base_event(repo, run)
+    state = versions_state(repo, name)
+    for alias in aliases:
+        previous = state.aliases.get(alias, (None, None))[1]
+        if previous != version:
+            store.append_event(repo.root, name, {**base, "event": "alias", "alias": alias, "version": version,
+                                                 "previous": previous})
+            git_paths.append(store.history_rel(name))
+    aindex.reload(repo, name, fresh=fresh)
+    return git_paths
+
+
+def _requested_aliases(aliases) -> tuple[list[str], dict[int, str]]:
+    """ALIASES split into (aliases to set, {version number: spelling} the caller expects). `latest`
+    is automatic and `vN` names a version, so both only confirm (seed: aliases=['latest', 'v1'])."""
+    names, pinned = [], {}
+    for alias in aliases or []:
+        if alias == "latest":
+            continue
+        if isinstance(alias, str) and store.VERSION_LIKE_RE.match(alias):
+            pinned[int(alias.lstrip("vV"))] = alias
+            continue
+        names.append(store.check_alias(alias))
+    return names, pinned
+
+
+def _next_version(repo, name: str, digest: str) -> tuple[int, bool]:
+    """(version, created): the current latest when it already holds DIGEST, else the next free number."""
+    row = repo.index.db.execute("SELECT version, digest FROM art_versions WHERE name = ? AND deleted = 0 "
+                                "ORDER BY version DESC LIMIT 1", (name,)).fetchone()
+    if row and row[1] == digest:
+        return row[0], False
+    return _highest_known(repo, name) + 1, True
+
+
+def _check_pinned(name: str, version: int, created: bool, pinned: dict[int, str]) -> None:
+    wrong = [spelling for number, spelling in sorted(pinned.items()) if number != version]
+    if wrong:
+        what = "would become the new version" if created else "is already the latest version,"
+        raise ArtifactNameError(f"aliases list {wrong[0]!r}, but this content {what} {name}:v{version}: version "
+                                f"numbers are assigned, not chosen; drop {wrong[0]!r} from aliases (or use a word "
+                                "alias such as best)")
+
+
+def _unrecorded_message(ref: str, dropped: list[str]) -> str:
+    one = len(dropped) == 1
+    return (f"{ref} already holds this content, so it was returned and the new {', '.join(dropped)} "
+            f"{'was' if one else 'were'} not recorded (a version's metadata is fixed when it is created). To record "
+            f"{'it' if one else 'them'}, log changed content (a new version), or soft-delete {ref} "
+            f"(`runicorn artifacts delete {ref}`) and log again")
+
+
+def _unrecorded(repo, artifact, version: int) -> list[str]:
+    """What ARTIFACT sets that differs from the stored VERSION (returned instead of a new version)."""
+    row = repo.index.db.execute("SELECT type, description, tags, metadata FROM art_versions WHERE name = ? AND "
+                                "version = ?", (artifact.name, version)).fetchone()
+    if row is None:
+        return []
+    kind, description, tags, metadata = row
+    canon = lambda value: json.dumps(value, sort_keys=True, default=str)  # noqa: E731
+    dropped = []
+    if artifact.type != kind:
+        dropped.append(f"type {artifact.type!r}")
+    if artifact.description is not None and artifact.description != description:
+        dropped.append("description")
+    if artifact.metadata and canon(artifact.metadata) != canon(json.loads(metadata)):
+        dropped.append("metadata")
+    if artifact.tags and sorted(artifact.tags) != sorted(json.loads(tags)):
+        dropped.append("tags")
+    return dropped
 
 
 def _check_layout(entries: dict) -> None:

@@ -63,10 +63,17 @@ def check_type(kind: object) -> str:
     return kind
 
 
+VERSION_LIKE_RE = re.compile(r"^[vV]?[0-9]+$")
+
+
 def check_alias(alias: object) -> str:
-    if not isinstance(alias, str) or not ALIAS_RE.match(alias) or re.fullmatch(r"v\d+", alias):
+    if isinstance(alias, str) and VERSION_LIKE_RE.match(alias):
+        # NAME:3 and NAME:v3 always mean version 3, so such an alias could never be reached
+        raise ArtifactNameError(f"alias {alias!r} looks like a version number (NAME:{alias} is read as a "
+                                "version, so the alias could never be used); pick a word, e.g. best")
+    if not isinstance(alias, str) or not ALIAS_RE.match(alias):
         raise ArtifactNameError(f"alias {alias!r} is not valid: use letters, digits, '.', '-' or '_' "
-                                "(not a version like v3), e.g. best")
+                                "(up to 64, starting with a letter or digit), e.g. best")
     if alias in RESERVED_ALIASES:
         raise ArtifactNameError(f"{alias!r} is reserved (latest is automatic; staging, production and archived "
                                 "are stages): use `runicorn artifacts stage` for stages, or another alias name")
