@@ -199,13 +199,16 @@ def stats(json: Json = False, quiet: Quiet = False, verbose: Verbose = False) ->
 def delete(ref: Annotated[str, typer.Argument(help="NAME:VERSION to delete.")],
            permanent: Annotated[bool, typer.Option("--permanent", help="Remove the manifest for good (the version "
                                                      "number stays taken; `runicorn gc` frees the space).")] = False,
-           yes: Yes = False, json: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
-    """Soft-delete a version (recoverable with `restore`), or --permanent."""
+           yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before a --permanent delete (needed "
+                                                 "without a terminal).")] = False,
+           json: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
+    """Soft-delete a version (recoverable with `restore`, so never asked), or --permanent (asked)."""
     reporter = CliReporter(quiet, verbose, json)
-    if not yes and interactive() and not reporter.confirm(f"{'Permanently delete' if permanent else 'Delete'} {ref}?"):
-        raise UsageError("delete cancelled; nothing was changed")
-    if permanent and not yes and not interactive():
-        raise UsageError("a permanent delete needs confirmation: rerun with --yes")
+    if permanent and not yes:
+        if not interactive():
+            raise UsageError("a permanent delete needs confirmation: rerun with --yes")
+        if not reporter.confirm(f"Permanently delete {ref}?"):
+            raise UsageError("delete cancelled; nothing was changed")
     done = arts.delete_version(Repo.find(), ref, permanent, reporter=reporter)
     if json:
         return print_json(done)

@@ -507,3 +507,23 @@ def test_same_content_with_new_metadata_warns_that_the_metadata_was_not_recorded
         warnings.simplefilter("error")  # the same (or no) metadata again: silent
         log(tmp_repo, "m", {"w": "1"}, acc=0.9)
         log(tmp_repo, "m", {"w": "1"})
+
+
+
+def test_soft_delete_never_asks_and_a_permanent_one_asks_or_needs_yes(tmp_repo, monkeypatch):
+    from runicorn import cli_artifacts
+
+    log(tmp_repo, "m", {"w": "1"})
+    log(tmp_repo, "m", {"w": "2"})
+    asked: list[str] = []
+    monkeypatch.setattr(cli_artifacts, "interactive", lambda: True)  # a person at a terminal
+    monkeypatch.setattr(cli_artifacts.CliReporter, "confirm", lambda self, question: asked.append(question) or False)
+    assert "Soft deleted m:v1" in ok(tmp_repo.rn("artifacts", "delete", "m:v1")).out and asked == []
+    ok(tmp_repo.rn("artifacts", "restore", "m:v1"))
+    declined = tmp_repo.rn("artifacts", "delete", "m:v2", "--permanent")
+    assert declined.code == 2 and "cancelled" in declined.err and asked == ["Permanently delete m:v2?"]
+    monkeypatch.setattr(cli_artifacts, "interactive", lambda: False)  # CI=true / no terminal
+    assert "Soft deleted m:v1" in ok(tmp_repo.rn("artifacts", "delete", "m:v1")).out and len(asked) == 1
+    refused = tmp_repo.rn("artifacts", "delete", "m:v2", "--permanent")
+    assert refused.code == 2 and "rerun with --yes" in refused.err and len(asked) == 1
+    assert (tmp_repo.root / ".runicorn/artifacts/m/v2.yaml").exists()
