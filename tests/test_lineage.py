@@ -88,13 +88,26 @@ def test_formats_depth_and_runs_as_roots(tmp_repo):
         ("artifact:processed-data:v1", f"run:{train_id}"), (f"run:{train_id}", "artifact:trained-model:v1")}
     bad = tmp_repo.rn("artifacts", "lineage", "trained-model", "--format", "png")
     assert bad.code == 2 and "text, json, dot, mermaid" in bad.err
+    for depth in ("0", "-3"):
+        bad = tmp_repo.rn("artifacts", "lineage", "trained-model", "--depth", depth)
+        assert bad.code == 2 and f"lineage depth must be 1 or more (the hops to follow each way), not {depth}" in bad.err
+    unknown = tmp_repo.rn("artifacts", "lineage", "run:20000101_000000_nobody")
+    assert unknown.code == 1 and "run '20000101_000000_nobody' does not exist (known: " in unknown.err
+    assert train_id in unknown.err and eval_id in unknown.err and "runicorn runs list" in unknown.err
+    ok(tmp_repo.rn("artifacts", "lineage", f"run:{eval_id}"))
 
 
-def test_lineage_survives_an_index_rebuild(tmp_repo):
+def test_lineage_survives_an_index_rebuild_and_a_deleted_index(tmp_repo):
     _, train_id, eval_id = pipeline(tmp_repo)
     ok(tmp_repo.rn("index", "rebuild"))
     graph = A.lineage(Repo(tmp_repo.root), "trained-model:v1")
     assert ("artifact:trained-model:v1", f"run:{eval_id}") in {(e["source"], e["target"]) for e in graph["edges"]}
+    whole = {(e["source"], e["target"]) for e in A.lineage(Repo(tmp_repo.root), "processed-data:v1", depth=10)["edges"]}
+    for path in (tmp_repo.root / ".runicorn").glob("index.db*"):
+        path.unlink()  # a fresh index: the first read re-reads the manifests and the run records' uses
+    graph = json.loads(ok(tmp_repo.rn("artifacts", "lineage", "processed-data:v1", "--depth", "10", "--json")).out)
+    assert {(e["source"], e["target"]) for e in graph["edges"]} == whole
+    assert A.artifact_info(Repo(tmp_repo.root), "trained-model:v1")["used_by"] == [eval_id]
 
 
 def test_a_run_using_its_own_output_makes_no_cycle(tmp_repo):

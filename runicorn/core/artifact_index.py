@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from runicorn.core.artifact_registry import replay
 from runicorn.storage import artifact_store as store
@@ -34,15 +35,20 @@ def _stat_key(path: Path) -> str:
     return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
 
 
-def sync(repo, names: list[str] | None = None) -> None:
-    """Bring the index in step with the files (only what changed is re-read)."""
+def sync(repo, names: list[str] | None = None, uses: bool = True) -> None:
+    """Bring the index in step with the files (only what changed is re-read). An index that has never
+    seen an artifact (created fresh: a new clone, a deleted index.db) also gets the uses recorded
+    in the run records, as `runicorn index rebuild` does."""
     db = repo.index.db
     known = dict(db.execute("SELECT name, fingerprint FROM art_artifacts"))
+    fresh = not known and not db.execute("SELECT 1 FROM art_max LIMIT 1").fetchone()  # art_max survives rebuilds
     seen: set[str] = set()
     for name, mark in store.fingerprints(repo.root, names):
         seen.add(name)
         if known.get(name) != mark and store.NAME_RE.match(name):
             reload(repo, name, mark)
+    if fresh and seen and uses:
+        add_use_edges(repo, run_documents(repo))
     gone = [n for n in known if n not in seen and (names is None or n in names)]
     if gone:
         with repo.index.write() as w:
@@ -154,20 +160,41 @@ def note_max(repo, name: str, version: int) -> None:
                   "max_version = max(max_version, excluded.max_version)", (name, version))
 
 
-def rebuild(repo, run_documents=None) -> dict:
+def run_documents(repo) -> Iterator[dict]:
+    """The run records of the repository's run folders (an unreadable one is skipped)."""
+    from runicorn.core import runs  # runs build on artifacts: imported late
+    from runicorn.errors import RunicornError
+
+    folders = runs.store_of(repo)
+    for run_id in folders.run_ids():
+        try:
+            yield runs.read_doc(folders.runs_dir / run_id)
+        except RunicornError:
+            continue
+
+
+def add_use_edges(repo, documents: Iterable[dict]) -> int:
+    """The artifact → run edges of the uses the run DOCUMENTS recorded (`artifacts.used`); idempotent."""
+    rows = []
+    for doc in documents:
+        run_id = doc.get("id") or doc.get("run_id")
+        for u in ((doc.get("artifacts") or {}).get("used") or []):
+            name = u.get("artifact") or u.get("name") if isinstance(u, dict) else None
+            if isinstance(name, str) and type(u.get("version")) is int and isinstance(run_id, str) and run_id:
+                rows.append((node_artifact(name, u["version"]), node_run(run_id), USE_ORIGIN))
+    if rows:
+        with repo.index.write() as w:
+            w.executemany("INSERT OR IGNORE INTO art_edges (source, target, origin) VALUES (?, ?, ?)", rows)
+    return len(rows)
+
+
+def rebuild(repo, documents: Iterable[dict] = ()) -> dict:
     """Drop every derived artifact row and read the YAML (and the run records' used artifacts) again."""
     with repo.index.write() as w:
         for table in ("art_artifacts", "art_versions", "art_objects", "art_aliases", "art_events", "art_edges"):
             w.execute(f"DELETE FROM {table}")  # noqa: S608 — fixed table names
-    sync(repo)
-    used = 0
-    for doc in run_documents or ():
-        for u in ((doc.get("artifacts") or {}).get("used") or []):
-            name = u.get("artifact") or u.get("name") if isinstance(u, dict) else None
-            run_id = doc.get("id") or doc.get("run_id")
-            if isinstance(name, str) and type(u.get("version")) is int and run_id:
-                add_use_edge(repo, name, u["version"], run_id)
-                used += 1
+    sync(repo, uses=False)
+    used = add_use_edges(repo, documents)
     db = repo.index.db
     return {"artifacts": db.execute("SELECT count(*) FROM art_artifacts").fetchone()[0],
             "versions": db.execute("SELECT count(*) FROM art_versions").fetchone()[0],

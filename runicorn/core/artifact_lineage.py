@@ -12,7 +12,7 @@ import json
 
 from runicorn.core import artifact_index as aindex
 from runicorn.core.artifact_read import open_repo, resolve
-from runicorn.errors import ArtifactNameError
+from runicorn.errors import ArtifactNameError, ArtifactNotFoundError, UsageError
 
 FORMATS = ("text", "json", "dot", "mermaid")
 MAX_RUN_LOOKUPS = 200
@@ -22,11 +22,30 @@ def _start(repo, ref: str) -> str:
     if ref.startswith("run:"):
         if not ref[4:] or any(c in ref for c in "\n\r\t"):
             raise ArtifactNameError(f"{ref!r} is not a run reference; use run:RUN_ID")
+        _check_run(repo, ref[4:])
         return ref
     if ref.startswith("data:"):
         return ref
     name, version = resolve(repo, ref, include_deleted=True)
     return aindex.node_artifact(name, version)
+
+
+def _check_run(repo, run_id: str) -> None:
+    """RUN_ID is a run folder here or a run the lineage index knows (e.g. one that logged a version in
+    another clone); otherwise an error listing the known runs, newest first."""
+    db = repo.index.db
+    node = aindex.node_run(run_id)
+    if db.execute("SELECT 1 FROM art_edges WHERE source = ? OR target = ? LIMIT 1", (node, node)).fetchone():
+        return
+    from runicorn.core import runs  # runs build on artifacts: imported late
+
+    here = runs.store_of(repo).run_ids()
+    if run_id in here:
+        return
+    graph = [n[4:] for (n,) in db.execute("SELECT source FROM art_edges WHERE source LIKE 'run:%' "
+                                          "UNION SELECT target FROM art_edges WHERE target LIKE 'run:%'")]
+    raise ArtifactNotFoundError(f"run {run_id!r}", sorted({*here, *graph}, reverse=True),
+                                "see `runicorn runs list` (or `runicorn pull --runs` for runs made elsewhere)")
 
 
 def _walk(db, start: str, up: bool, down: bool, depth: int) -> tuple[set[str], set[tuple[str, str]]]:
@@ -35,7 +54,7 @@ def _walk(db, start: str, up: bool, down: bool, depth: int) -> tuple[set[str], s
         here, other = direction
         frontier = {start}
         seen = {start}
-        for _ in range(max(depth, 0)):
+        for _ in range(depth):
             if not frontier:
                 break
             found = set()
@@ -83,6 +102,8 @@ def _describe(repo, db, node: str, runs_api) -> dict:
 
 def lineage(repo, ref: str, up: bool = True, down: bool = True, depth: int = 5) -> dict:
     """The graph around REF (an artifact ref, `run:RUN_ID` or `data:PATH@OID12`), DEPTH hops each way."""
+    if type(depth) is not int or depth < 1:
+        raise UsageError(f"lineage depth must be 1 or more (the hops to follow each way), not {depth!r}")
     repo = open_repo(repo)
     aindex.sync(repo)
     start = _start(repo, ref)

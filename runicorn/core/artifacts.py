@@ -183,20 +183,7 @@ def _excluded(rel: str, base: str, patterns: list[str]) -> bool:
 
 def rebuild_index(repo) -> dict:
     """The artifacts part of `runicorn index rebuild`: manifests, history and used-by edges from runs."""
-    documents = []
-    try:
-        from runicorn.core import runs
-    except ImportError:
-        runs = None
-    if runs is not None and hasattr(runs, "list_runs") and hasattr(runs, "get_run"):
-        rows, _ = runs.list_runs(repo, limit=1_000_000)
-        for row in rows:
-            run_id = row.get("id") or row.get("run_id")
-            try:
-                documents.append({"id": run_id, **runs.get_run(repo, run_id)})
-            except RunicornError:
-                continue
-    return aindex.rebuild(repo, documents)
+    return aindex.rebuild(repo, aindex.run_documents(repo))
 
 
 __all__ = ["Artifact", "ArtifactHandle", "ArtifactCache", "Version", "TYPES", "log_artifact", "use_artifact", "list_artifacts",
