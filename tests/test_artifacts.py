@@ -435,7 +435,6 @@ def test_tables_keep_one_row_per_line_however_long(tmp_repo):
     assert len(rows[0]) > 120
 
 
-
 def test_latest_and_the_versions_own_number_are_accepted_as_aliases_a_conflicting_number_is_not(tmp_repo):
     # seed 003: log_artifact(dataset, aliases=['latest', 'v1'])
     assert log(tmp_repo, "mnist", {"train.csv": "1"}, kind="dataset", aliases=["latest", "v1"]) == 1
@@ -454,7 +453,6 @@ def test_latest_and_the_versions_own_number_are_accepted_as_aliases_a_conflictin
     assert log(tmp_repo, "mnist", {"train.csv": "2"}, kind="dataset", aliases=["latest", "v2"]) == 2
 
 
-
 def test_an_alias_that_looks_like_a_version_number_is_refused(tmp_repo):
     log(tmp_repo, "m", {"w": "1"})
     log(tmp_repo, "m", {"w": "2"})
@@ -464,7 +462,6 @@ def test_an_alias_that_looks_like_a_version_number_is_refused(tmp_repo):
     assert not (tmp_repo.root / ".runicorn/artifacts/m/history.yaml").exists()
     ok(tmp_repo.rn("artifacts", "alias", "m:v2", "v3-candidate"))  # a word with digits is fine
     assert A.resolve(Repo(tmp_repo.root), "m:v3-candidate") == ("m", 2)
-
 
 
 def test_relogging_the_latest_content_returns_it_and_older_content_becomes_the_new_latest(tmp_repo):
@@ -483,7 +480,6 @@ def test_relogging_the_latest_content_returns_it_and_older_content_becomes_the_n
     # a soft-deleted latest is not "the current latest": its content logged again is a new version
     ok(tmp_repo.rn("artifacts", "delete", "m:v3"))
     assert log(tmp_repo, "m", {"w": "A"}) == 4
-
 
 
 def test_same_content_with_new_metadata_warns_that_the_metadata_was_not_recorded(tmp_repo):
@@ -507,7 +503,6 @@ def test_same_content_with_new_metadata_warns_that_the_metadata_was_not_recorded
         warnings.simplefilter("error")  # the same (or no) metadata again: silent
         log(tmp_repo, "m", {"w": "1"}, acc=0.9)
         log(tmp_repo, "m", {"w": "1"})
-
 
 
 def test_soft_delete_never_asks_and_a_permanent_one_asks_or_needs_yes(tmp_repo, monkeypatch):
