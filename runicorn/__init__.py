@@ -14,7 +14,7 @@ _LAZY = {
     "Run": "runicorn.sdk", "use_artifact": "runicorn.sdk", "log_artifact": "runicorn.sdk",
     "run": "runicorn.sdk",  # the current run, or None (looked up on every access, never cached)
     # artifacts
-    "Artifact": "runicorn.core.artifacts",
+    "Artifact": "runicorn.core.artifacts", "ArtifactCache": "runicorn.core.artifacts",
     # read API: rn.api.open / rn.api.read and queries over runs and artifacts
     "api": "runicorn.api",
 }

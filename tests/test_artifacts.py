@@ -11,7 +11,7 @@ import yaml
 from conftest import ok
 from runicorn.core import artifacts as A
 from runicorn.core.repo import Repo
-from runicorn.errors import ArtifactNameError, ArtifactNotFoundError, StageTransitionError
+from runicorn.errors import ArtifactNameError, ArtifactNotFoundError, RunicornError, StageTransitionError
 
 
 def sha(data: bytes) -> str:
@@ -522,3 +522,30 @@ def test_soft_delete_never_asks_and_a_permanent_one_asks_or_needs_yes(tmp_repo, 
     refused = tmp_repo.rn("artifacts", "delete", "m:v2", "--permanent")
     assert refused.code == 2 and "rerun with --yes" in refused.err and len(asked) == 1
     assert (tmp_repo.root / ".runicorn/artifacts/m/v2.yaml").exists()
+
+
+def test_the_seed_001_api_shapes(tmp_repo, tmp_path):
+    import runicorn as rn
+
+    log(tmp_repo, "sample-dataset", {"train.csv": "a,b\n"}, kind="dataset", aliases=["best"])
+    log(tmp_repo, "sample-dataset", {"train.csv": "a,b\n1,2\n"}, kind="dataset")
+    repo = Repo(tmp_repo.root)
+    use = A.use_artifact
+    assert use(repo, "sample-dataset", version=1).version == 1 and use(repo, "sample-dataset", version="v2").version == 2
+    assert use(repo, "sample-dataset", version="latest").version == 2
+    assert use(repo, "sample-dataset", alias="best", type="dataset").version == 1
+    with pytest.raises(ArtifactNameError, match=r"sample-dataset:v2 is of type 'dataset', not 'model'"):
+        use(repo, "sample-dataset", type="model")
+    for bad in ({"version": 1, "alias": "best"}, {"version": 1, "ref": "sample-dataset:v2"}):
+        with pytest.raises(RunicornError, match="give one of them|already names a version"):
+            use(repo, bad.pop("ref", "sample-dataset"), **bad)
+    handle = use(repo, "sample-dataset:v1")
+    folder = handle.download(root=tmp_path / "out")  # the seed's download(root=...)
+    assert folder == tmp_path / "out" and (folder / "train.csv").read_text() == "a,b\n"
+    assert rn.ArtifactCache is A.ArtifactCache
+    cache = rn.ArtifactCache()
+    assert cache.get("sample-dataset", "v1") is not None  # downloaded outside the repository: in the cache
+    assert open(os.path.join(cache.get("sample-dataset", 1), "train.csv")).read() == "a,b\n"
+    assert cache.get("sample-dataset", "latest") == cache.get("sample-dataset", "v1")  # the highest downloaded
+    assert cache.get("sample-dataset", "v2") is None and cache.get("never-downloaded", "v1") is None
+    assert rn.ArtifactCache(cache_dir=cache.root).root == cache.root

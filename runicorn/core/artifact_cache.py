@@ -273,14 +273,28 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 class ArtifactCache:
-    """The download cache as an object (the seed's `ArtifactCache().list()` / `.cleanup(...)`)."""
+    """The download cache as an object (the seed's `ArtifactCache().get(...)`, `.list()`, `.cleanup(...)`)."""
 
-    def __init__(self, root=None):
-        self._cache = DownloadCache(Path(root) if root is not None else default_dir())
+    def __init__(self, root=None, *, cache_dir=None):
+        where = root if root is not None else cache_dir
+        self._cache = DownloadCache(Path(where) if where is not None else default_dir())
 
     @property
     def root(self) -> Path:
         return self._cache.root
+
+    def get(self, name: str, version="latest") -> str | None:
+        """The folder holding NAME's VERSION (3, "v3" or "latest" = highest downloaded) when it was
+        downloaded on this machine and its objects are still cached (the folder is re-linked if it
+        was removed, and counts as a use); else None."""
+        spec = f"v{version}" if type(version) is int else str(version)
+        try:
+            doc = self._cache.find(name, spec)
+        except ArtifactNotFoundError:
+            return None
+        if not self._cache.has_all(doc):
+            return None
+        return str(self._cache.materialise(doc, None))
 
     def list(self) -> list[dict]:
         return self._cache.listing()

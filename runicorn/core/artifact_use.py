@@ -9,7 +9,8 @@ from runicorn.core.artifact_cache import DownloadCache, default_dir
 from runicorn.core.artifact_cache import download as download_version
 from runicorn.core.artifact_read import known_refs, list_versions, load_manifest, open_repo, resolve, split_ref
 from runicorn.core.events import NULL, Reporter
-from runicorn.errors import ArtifactNotFoundError, ArtifactVerifyError, NotAGitRepoError, NotARunicornRepoError
+from runicorn.errors import (ArtifactNameError, ArtifactNotFoundError, ArtifactVerifyError, NotAGitRepoError,
+                             NotARunicornRepoError, UsageError)
 from runicorn.storage.artifact_refs import measure, verifiable
 
 
@@ -59,8 +60,10 @@ class ArtifactHandle:
     def ref(self) -> str:
         return f"{self.name}:v{self.version}"
 
-    def download(self, target_dir=None, remote: str | None = None, reporter: Reporter = NULL) -> Path:
-        """The version's files in a folder: TARGET_DIR, or a folder in the download cache."""
+    def download(self, target_dir=None, remote: str | None = None, reporter: Reporter = NULL, *, root=None) -> Path:
+        """The version's files in a folder: TARGET_DIR (ROOT is the seed's name for it), or a folder in
+        the download cache."""
+        target_dir = same_folder(target_dir, root)
         path = download_version(self.repo, self._doc, target_dir, remote, reporter)
         if target_dir is None:
             self._downloaded = path
@@ -100,17 +103,43 @@ class ArtifactHandle:
         return f"<ArtifactHandle {self.ref} ({self.type})>"
 
 
-def use_artifact(repo, ref: str, run=None) -> ArtifactHandle:
-    """Resolve REF (name, name:latest, name:vN, name:<alias>, name:<stage>); with RUN, record that
+def same_folder(target_dir, root):
+    """download(target_dir=...) or the seed's download(root=...): one folder, named either way."""
+    if root is not None and target_dir is not None and Path(root) != Path(target_dir):
+        raise UsageError(f"download got target_dir={str(target_dir)!r} and root={str(root)!r}; give one of them")
+    return target_dir if target_dir is not None else root
+
+
+def compose_ref(ref: str, version=None, alias: str | None = None) -> str:
+    """The seed's keyword forms as one reference: (name, version=3 / "v3" / "latest") or (name, alias="best")."""
+    if version is None and alias is None:
+        return ref
+    if version is not None and alias is not None:
+        raise UsageError(f"use_artifact({ref!r}) got both version={version!r} and alias={alias!r}; give one of them")
+    if isinstance(ref, str) and ":" in ref:
+        raise UsageError(f"use_artifact({ref!r}) already names a version; drop version= / alias=, or pass the bare name")
+    spec = alias if alias is not None else (f"v{version}" if type(version) is int else str(version))
+    return f"{ref}:{spec}"
+
+
+def use_artifact(repo, ref: str, run=None, *, version=None, alias: str | None = None,
+                 type: str | None = None) -> ArtifactHandle:
+    """Resolve REF (name, name:latest, name:vN, name:<alias>, name:<stage>; or a bare name with the
+    seed's VERSION= / ALIAS=); TYPE, when given, must be the version's type. With RUN, record that
     the run used it (lineage edge and the run's own record)."""
+    return _use(repo, compose_ref(ref, version, alias), run, type)
+
+
+def _use(repo, ref: str, run, kind: str | None) -> ArtifactHandle:
     try:
         repo = open_repo(repo if repo is not None else getattr(run, "repo", None))
     except (NotARunicornRepoError, NotAGitRepoError):
         if repo is not None:
             raise
-        return _from_download_cache(ref, run)
+        return _from_download_cache(ref, run, kind)
     name, version = resolve(repo, ref)
     doc = load_manifest(repo, name, version)
+    _check_type(doc, kind)
     run_id = getattr(run, "id", None) if run is not None else None
     if run_id:
         produced_here = (doc.get("created_by") or {}).get("run") == run_id
@@ -121,13 +150,21 @@ def use_artifact(repo, ref: str, run=None) -> ArtifactHandle:
     return ArtifactHandle(repo, doc)
 
 
-def _from_download_cache(ref: str, run) -> ArtifactHandle:
+def _from_download_cache(ref: str, run, kind: str | None) -> ArtifactHandle:
     """Outside any repository: a version downloaded on this machine before (the inference-service case)."""
     name, spec = split_ref(ref)
     doc = DownloadCache(default_dir()).find(name, spec)
+    _check_type(doc, kind)
     if run is not None and hasattr(run, "note_artifact_used"):
         run.note_artifact_used(doc["name"], doc["version"], doc["digest"])
     return ArtifactHandle(None, doc)
+
+
+def _check_type(doc: dict, kind: str | None) -> None:
+    """Checked before the use is recorded: a wrong type records nothing."""
+    if kind is not None and doc["type"] != kind:
+        raise ArtifactNameError(f"{doc['name']}:v{doc['version']} is of type {doc['type']!r}, not {kind!r}; "
+                                "drop type= or name the artifact you meant")
 
 
 def verify_version(repo, doc: dict) -> dict:

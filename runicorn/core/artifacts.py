@@ -129,8 +129,8 @@ class Artifact:
             raise ArtifactNameError(f"{self.name} has not been logged yet; call run.log_artifact(artifact) first")
         return ArtifactHandle(self._repo, load_manifest(self._repo, self.name, int(self.version)))
 
-    def download(self, target_dir=None, remote: str | None = None):
-        return self._handle().download(target_dir, remote)
+    def download(self, target_dir=None, remote: str | None = None, *, root=None):
+        return self._handle().download(target_dir, remote, root=root)
 
     def get_path(self, name: str):
         return self._handle().get_path(name)
