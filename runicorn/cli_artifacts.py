@@ -87,17 +87,17 @@ def _artifacts(ctx: typer.Context,
 def list_(type_: Annotated[Optional[str], typer.Option("--type", help="Only this type (model, dataset, …).")] = None,
           search: Annotated[Optional[str], typer.Option("--search", help="Only names or descriptions containing this.")] = None,
           json: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
-    """Every artifact: type, versions, latest size, latest version."""
+    """Every artifact: type, versions, latest size, latest version, aliases and stages its versions hold."""
     rows = arts.list_artifacts(Repo.find(), type=type_, search=search)
     if json:
         return print_json(rows)
     if not rows:
         return _say(quiet, "No artifacts yet; log one with run.log_artifact(rn.Artifact(...)).")
     _say(quiet, f"Found {len(rows)} artifact(s):")
-    table = _table("Name", "Type", "Versions", "Size", "Latest", "Aliases")
+    table = _table("Name", "Type", "Versions", "Size", "Latest", "Aliases", "Stage")
     for r in rows:
         table.add_row(r["name"], r["type"], str(r["versions"]), _size(r["size"]),
-                      f"v{r['latest']}" if r["latest"] else "-", ", ".join(r["aliases"]))
+                      f"v{r['latest']}" if r["latest"] else "-", ", ".join(r["aliases"]), ", ".join(r["stages"]) or "none")
     _print_table(table)
 
 

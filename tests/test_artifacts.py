@@ -549,3 +549,21 @@ def test_the_seed_001_api_shapes(tmp_repo, tmp_path):
     assert cache.get("sample-dataset", "latest") == cache.get("sample-dataset", "v1")  # the highest downloaded
     assert cache.get("sample-dataset", "v2") is None and cache.get("never-downloaded", "v1") is None
     assert rn.ArtifactCache(cache_dir=cache.root).root == cache.root
+
+
+def test_list_shows_aliases_and_stages_in_their_own_columns(tmp_repo):
+    log(tmp_repo, "clf", {"w": "1"}, aliases=["best"])
+    log(tmp_repo, "clf", {"w": "2"})
+    ok(tmp_repo.rn("artifacts", "stage", "clf:v1", "staging"))
+    ok(tmp_repo.rn("artifacts", "stage", "clf:v1", "production"))
+    ok(tmp_repo.rn("artifacts", "stage", "clf:v2", "staging"))
+    log(tmp_repo, "plain", {"w": "x"})
+    lines = ok(tmp_repo.rn("artifacts", "list")).out.splitlines()
+    header = next(line for line in lines if line.startswith("Name"))
+    assert header.split() == ["Name", "Type", "Versions", "Size", "Latest", "Aliases", "Stage"]
+    clf = next(line for line in lines if line.startswith("clf "))
+    assert clf.index("latest, best") < header.index("Stage") <= clf.index("staging, production")
+    assert next(line for line in lines if line.startswith("plain ")).split()[-2:] == ["latest", "none"]
+    rows = {r["name"]: r for r in json.loads(ok(tmp_repo.rn("artifacts", "list", "--json")).out)}
+    assert rows["clf"]["aliases"] == ["latest", "best"] and rows["clf"]["stages"] == ["staging", "production"]
+    assert rows["plain"]["aliases"] == ["latest"] and rows["plain"]["stages"] == []

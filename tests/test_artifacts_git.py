@@ -282,7 +282,7 @@ def test_a_fresh_clone_downloads_a_version_from_the_remote(tmp_repo, tmp_path):
 
     other = TmpRepo(clone)
     listing = json.loads(ok(other.rn("artifacts", "list", "--json")).out)
-    assert [(r["name"], r["latest"], r["aliases"]) for r in listing] == [("m", 1, ["best"])]
+    assert [(r["name"], r["latest"], r["aliases"], r["stages"]) for r in listing] == [("m", 1, ["latest", "best"], [])]
     ok(other.rn("artifacts", "download", "m:best", "-o", str(tmp_path / "served")))
     assert (tmp_path / "served" / "model.pth").read_text() == "shared weights"
 

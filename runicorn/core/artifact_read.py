@@ -15,6 +15,7 @@ from runicorn.errors import ArtifactNotFoundError
 from runicorn.storage import artifact_store as store
 
 _VERSION = re.compile(r"^v?([1-9][0-9]{0,8})$")
+_STAGE_ORDER = list(store.STAGES)
 
 
 def open_repo(repo):
@@ -104,7 +105,8 @@ def _aliases_by_version(repo, name: str) -> tuple[dict[int, list[str]], dict[int
 
 
 def list_artifacts(repo, type: str | None = None, search: str | None = None) -> list[dict]:
-    """One row per artifact: type, live versions, latest version and its size, total size, aliases."""
+    """One row per artifact: type, live versions, latest version and its size, total size, the aliases
+    its versions hold (`latest` first, as in `list_versions`) and the stages they are in."""
     repo = open_repo(repo)
     aindex.sync(repo)
     sql = ("SELECT a.name, a.type, a.description, "
@@ -121,9 +123,9 @@ def list_artifacts(repo, type: str | None = None, search: str | None = None) -> 
         args += [pattern, pattern]
     sql += (" WHERE " + " AND ".join(where) if where else "") + " GROUP BY a.name ORDER BY a.name"
     db = repo.index.db
-    tags: dict[str, list[str]] = {}
-    for name, alias in db.execute("SELECT DISTINCT name, alias FROM art_aliases ORDER BY alias"):
-        tags.setdefault(name, []).append(alias)
+    held: dict[str, dict[str, list[str]]] = {}  # name -> {"alias": [...], "stage": [...]}
+    for name, alias, kind in db.execute("SELECT DISTINCT name, alias, kind FROM art_aliases ORDER BY alias"):
+        held.setdefault(name, {}).setdefault("stage" if kind == "stage" else "alias", []).append(alias)
     out = []
     rows = db.execute(sql, args).fetchall()
     latest_rows = {}
@@ -138,7 +140,9 @@ def list_artifacts(repo, type: str | None = None, search: str | None = None) -> 
         size, created = latest_rows.get((name, latest), (0, None))
         out.append({"name": name, "type": kind, "description": description, "versions": live or 0,
                     "deleted_versions": count - (live or 0), "latest": latest, "size": size if latest else 0,
-                    "total_size": total or 0, "updated_at": created, "aliases": tags.get(name, [])})
+                    "total_size": total or 0, "updated_at": created,
+                    "aliases": (["latest"] if latest else []) + held.get(name, {}).get("alias", []),
+                    "stages": sorted(held.get(name, {}).get("stage", []), key=_STAGE_ORDER.index)})
     return out
 
 
