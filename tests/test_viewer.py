@@ -89,6 +89,7 @@ def build_repo(root: Path) -> dict:
     (root / "train.py").write_text("print('train v2')\n")  # a dirty work tree: runs record a diff
     _run(root, sys.executable, "populate.py")
     subprocess.run([sys.executable, "fail.py"], cwd=root, capture_output=True, timeout=120)
+    _run(root, *rn, "artifacts", "stage", "resnet-tiny:v1", "staging")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "Artifacts and scripts")
     return {"root": root}
@@ -240,8 +241,11 @@ def test_artifacts_list_stats_filter_and_search(client):
     assert d["stats"]["total_versions"] == 4 and d["types"] == ["dataset", "model", "report"]
     assert [a["name"] for a in client.get("/api/artifacts?type=model").json()["artifacts"]] == ["resnet-tiny"]
     assert [a["name"] for a in client.get("/api/artifacts?q=mnist").json()["artifacts"]] == ["mnist-small"]
+    resnet = next(a for a in d["artifacts"] if a["name"] == "resnet-tiny")
+    assert resnet["aliases"] == ["latest", "best"] and resnet["stages"] == ["staging"]
     html = client.get("/artifacts").text
     assert "space saved" in html and "dedup pool" in html
+    assert '<span class="tag stage">staging</span>' in html and "<th>Stage</th>" in html
     assert "No artifact matches" in client.get("/artifacts?q=zzz").text
 
 
