@@ -273,6 +273,16 @@ class MergeConflictError(RunicornError):
         self.paths = paths
 
 
+class UnresolvedConflictError(RunicornError):
+    """A pointer file still holds git's conflict markers (a merge stopped on it)."""
+
+    def __init__(self, path):
+        super().__init__(f"{path} is still in merge conflict (it holds git's conflict markers); keep one of "
+                         f"the two pointers between the markers (or `git checkout --ours {path}` / "
+                         f"`--theirs`), then `git add {path}` and run `runicorn checkout`")
+        self.path = path
+
+
 class MergeDriverError(RunicornError):
     """The merge driver could not read a side (bad pointer, manifest neither cached nor on the remote)."""
 

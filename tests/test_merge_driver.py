@@ -255,9 +255,8 @@ def test_status_and_checkout_on_a_conflicted_pointer_say_how_to_resolve(tmp_repo
         done = r.rn(*command)
         assert done.code == 1, done
         assert done.err.strip().count("\n") == 0 and "git checkout --" not in done.err
-        assert ("model.pth.rn: 1 file(s) changed on both sides (model.pth.rn); keep one of the two merged pointers "
-                "between the conflict markers in model.pth.rn, then `git add model.pth.rn` and run `runicorn "
-                "checkout`") in done.err
+        assert "model.pth.rn is still in merge conflict" in done.err
+        assert "then `git add model.pth.rn` and run `runicorn checkout`" in done.err
     # resolve as the message says: keep theirs, git add, checkout
     lines = text.splitlines(keepends=True)
     start, middle, end = (next(i for i, x in enumerate(lines) if x.startswith(m)) for m in ("<<<<<<<", "=======", ">>>>>>>"))

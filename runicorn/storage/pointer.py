@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from runicorn.config import strict_yaml_load
-from runicorn.errors import MergeConflictError, PointerError
+from runicorn.errors import PointerError, UnresolvedConflictError
 from runicorn.storage import fsutil
 from runicorn.storage.hashing import HASH_NAME, is_oid
 from runicorn.storage.safepath import problem_with_name, problem_with_relpath
@@ -103,7 +103,7 @@ def has_conflict_markers(data: bytes) -> bool:
 
 
 def load(pointer_file: Path, rel: str) -> Pointer:
-    """Read and validate the pointer file at repo-relative REL. MergeConflictError for a pointer
+    """Read and validate the pointer file at repo-relative REL. UnresolvedConflictError for a pointer
     still in conflict: `git checkout -- REL` refuses an unmerged path, so the advice is to resolve."""
     try:
         with open(pointer_file, "rb") as f:
@@ -111,7 +111,7 @@ def load(pointer_file: Path, rel: str) -> Pointer:
     except OSError as exc:
         _fail(rel, f"cannot be read ({exc.strerror})")
     if has_conflict_markers(data):
-        raise MergeConflictError(rel, [rel])
+        raise UnresolvedConflictError(rel)
     return parse_at(data, rel, rel)
 
 
