@@ -254,7 +254,7 @@ def test_status_and_checkout_on_a_conflicted_pointer_say_how_to_resolve(tmp_repo
     for command in (["status"], ["checkout"], ["status", "model.pth"]):
         done = r.rn(*command)
         assert done.code == 1, done
-        assert done.err.strip().count("\n") == 0 and "git checkout --" not in done.err
+        assert done.err.strip().count("\n") == 0 and "git checkout -- " not in done.err
         assert "model.pth.rn is still in merge conflict" in done.err
         assert "then `git add model.pth.rn` and run `runicorn checkout`" in done.err
     # resolve as the message says: keep theirs, git add, checkout
