@@ -13,13 +13,14 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from filelock import FileLock
 
 from runicorn.core.repo import Repo
+from runicorn.core.run_values import Summary, as_step, clean, plain
 from runicorn.core.runs import HEARTBEAT, HEARTBEAT_EVERY_S, METRICS, RunStore, read_doc, write_doc
 from runicorn.errors import NotARunicornRepoError, RunicornError
 from runicorn.storage import fsutil
@@ -28,7 +29,7 @@ from runicorn.storage.runstore import RunIndex
 
 FLUSH_EVERY_S = 1.0
 FLUSH_AT = 50_000  # buffered records that wake the flusher early
-MAX_KEY_LEN = 256
+MAX_KEPT = 100_000  # records kept for a retry while metrics.jsonl cannot be written
 ENV_RUN_DIR = "RUNICORN_RUN_DIR"  # set by `runicorn run`: SDK calls in the child join that run
 ENV_CAPTURED = "RUNICORN_RUN_CAPTURED"  # the parent already tees the child's output
 
@@ -62,48 +63,6 @@ def points_of(rec: dict) -> list[tuple[str, int, float, float]]:
             if isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
-class Summary(MutableMapping):
-    """`run.summary`: what you set, else the last logged value of each metric."""
-
-    def __init__(self, last: dict):
-        self._set: dict = {}
-        self._last = last
-
-    def __getitem__(self, key):
-        return self._set[key] if key in self._set else self._last[key]
-
-    def __setitem__(self, key, value):
-        self._set[key] = value
-
-    def __delitem__(self, key):
-        del self._set[key]
-
-    def __iter__(self) -> Iterator:
-        return iter({**self._last, **self._set})
-
-    def __len__(self) -> int:
-        return len({**self._last, **self._set})
-
-    def to_dict(self) -> dict:
-        return {**self._last, **self._set}
-
-    def __repr__(self) -> str:
-        return f"Summary({self.to_dict()!r})"
-
-
-def plain(value):
-    """Config as JSON-able plain data (argparse Namespaces, dataclasses, paths …)."""
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if hasattr(value, "__dict__") and not callable(value):
-        return plain(vars(value))
-    return str(value)
-
-
 class Run:
     def __init__(self, store: RunStore, folder: Path, doc: dict, owner: bool):
         self.store = store
@@ -115,9 +74,11 @@ class Run:
         self._buffer: collections.deque = collections.deque()
         self._next_step = 0
         self._last_step = -1
-        self._last: dict = {}
-        self.summary = Summary(self._last)
+        self._last: dict = {}  # last value written per metric key (cleaned)
+        self._live: dict = {}  # last value logged per key (raw: cleaned when read)
+        self.summary = Summary(self._last, self._live, self._clean)
         self._warned: set[str] = set()
+        self._torn = False  # the last metrics.jsonl write stopped mid-line
         self._finished = False
         self._pid = os.getpid()  # a forked child (a data-loader worker) must neither log nor finish
         self._on_finish: list[Callable[[], None]] = []
@@ -181,9 +142,10 @@ class Run:
             if step is None:
                 step = self._next_step
             elif step.__class__ is not int:
-                if isinstance(step, bool) or not isinstance(step, int):
-                    return self._warn_once(f"step{type(step)}", f"step must be an integer, not {step!r}; values dropped")
-                step = int(step)
+                given, step = step, as_step(step)
+                if step is None:
+                    return self._warn_once(f"step{type(given)}", f"step must be an integer, not {given!r}; "
+                                                                 "values dropped")
             if step < self._last_step:
                 return self._warn_once(f"back{step}", f"step {step} is before step {self._last_step} already "
                                                       f"logged; values dropped (steps must not go backwards)")
@@ -191,41 +153,16 @@ class Run:
                 return self._warn_once("negative", f"step {step} is negative; values dropped")
             self._last_step = step
             self._next_step = step + 1
-            self._buffer.append((step, time.time(), dict(data)))
+            data = dict(data)
+            self._buffer.append((step, time.time(), data))
+            self._live.update(data)
             if len(self._buffer) >= FLUSH_AT:
                 self._wake.set()
         except Exception as exc:  # noqa: BLE001 — the promise: logging never crashes training
             warn(f"rn.log failed inside Runicorn ({type(exc).__name__}: {exc}); the run goes on")
 
-    def _clean(self, data: Mapping, prefix: str = "", out: dict | None = None) -> dict:
-        out = {} if out is None else out
-        for key, value in data.items():
-            if not isinstance(key, str):
-                self._warn_once(f"key{key!r}", f"metric key {key!r} is not a string; dropped")
-                continue
-            full = prefix + key
-            if not key or len(full) > MAX_KEY_LEN or any(ord(c) < 32 or c == "\x7f" for c in full):
-                self._warn_once(f"key{full!r}", f"metric key {full[:60]!r} is empty, longer than {MAX_KEY_LEN} "
-                                                 "characters or has control characters; dropped")
-                continue
-            if isinstance(value, Mapping):
-                self._clean(value, full + "/", out)  # nested dicts become "outer/inner" keys
-            elif isinstance(value, bool):
-                out[full] = int(value)
-            elif isinstance(value, (int, float)):
-                out[full] = value if isinstance(value, int) and abs(value) < 2**53 else float(value)
-            elif not isinstance(value, (str, bytes)) and hasattr(value, "__float__"):
-                try:
-                    out[full] = float(value)  # numpy scalars, 0-d tensors
-                except (TypeError, ValueError):
-                    self._reject(full, value)
-            else:
-                self._reject(full, value)
-        return out
-
-    def _reject(self, key: str, value) -> None:
-        self._warn_once(f"type{key}", f"metric {key!r} is a {type(value).__name__}, not a number; dropped "
-                                      "(put text in run.summary or the config)")
+    def _clean(self, data: Mapping) -> dict:
+        return clean(data, self._warn_once)
 
     def _warn_once(self, tag: str, message: str) -> None:
         if tag not in self._warned:
@@ -259,32 +196,61 @@ class Run:
                                                               f"{exc}); the run goes on")
 
     def flush(self) -> None:
-        """Write what is buffered: metrics.jsonl first (truth), then the index (one transaction)."""
-        buf = self._buffer
-        n = len(buf)
+        """Write what is buffered: metrics.jsonl first (truth), then the index (one transaction).
+
+        A record leaves the buffer only once its line is written: a failed write puts the rest back
+        for the next flush."""
+        n = len(self._buffer)
         if not n:
             return
-        lines, points = [], []
-        for _ in range(n):
-            step, when, data = buf.popleft()
+        batch = [self._buffer.popleft() for _ in range(n)]
+        lines, written, points = [], [], []  # written: (batch position, values) of each line
+        for i, (step, when, data) in enumerate(batch):
             values = self._clean(data)
             if not values:
                 continue
-            lines.append(json.dumps({"step": step, "time": round(when, 6), "values": values}))
+            lines.append(json.dumps({"step": step, "time": round(when, 6), "values": values}) + "\n")
+            written.append((i, values))
             points.extend((k, step, float(v), when) for k, v in values.items())
-            self._last.update(values)
         if not lines:
             return
-        fd = os.open(self.dir / METRICS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            data = ("\n".join(lines) + "\n").encode()
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
+        self._append(lines, batch, written)
+        for _, values in written:
+            self._last.update(values)
         if self._index is not None:
             self._index.put_points(self.id, points)
+
+    def _append(self, lines: list[str], batch: list, written: list) -> None:
+        """Append LINES (of the records in BATCH at the positions in WRITTEN) to metrics.jsonl. On a
+        failure the records not wholly written go back to the front of the buffer, and the error is
+        raised (the flusher turns it into a warning)."""
+        data = "".join(lines).encode()
+        done = 0
+        try:
+            fd = os.open(self.dir / METRICS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                if self._torn:  # the last write stopped mid-line: end it (readers skip that line)
+                    os.write(fd, b"\n")
+                    self._torn = False
+                view = memoryview(data)
+                while done < len(data):
+                    done += os.write(fd, view[done:])
+            finally:
+                os.close(fd)
+        except OSError:
+            whole, end = 0, 0  # lines wholly written, and where they end
+            for line in lines:
+                size = len(line.encode())
+                if end + size > done:
+                    break
+                whole, end = whole + 1, end + size
+            self._torn = self._torn or done > end
+            keep = batch[written[whole][0]:] if whole < len(lines) else []
+            self._buffer.extendleft(reversed(keep[-MAX_KEPT:]))
+            if len(keep) > MAX_KEPT:
+                self._warn_once("kept", f"metrics.jsonl cannot be written; {len(keep) - MAX_KEPT} logged steps "
+                                        "were dropped to keep memory bounded (fix the disk, the run goes on)")
+            raise
 
     # -- run files, artifacts --------------------------------------------------------------
     def save(self, pattern: str, base_path: str | None = None) -> list[str]:

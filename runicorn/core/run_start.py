@@ -11,7 +11,8 @@ from pathlib import Path
 
 from runicorn.core import run_capture
 from runicorn.core.repo import DIRNAME, Repo
-from runicorn.core.run_live import Run, plain, warn
+from runicorn.core.run_live import Run, warn
+from runicorn.core.run_values import plain
 from runicorn.core.runs import (FORMAT_VERSION, HEARTBEAT, LOGS, METRICS, RunStore, pid_start_time, read_doc,
                                 store_of, user_store, write_doc)
 from runicorn.errors import NotAGitRepoError, NotARunicornRepoError, RunicornError
