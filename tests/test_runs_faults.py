@@ -170,6 +170,7 @@ def test_heartbeat_decides_for_runs_of_another_host(tmp_repo):
     assert json.loads(ok(tmp_repo.rn("runs", "show", run_dir.name, "--json")).out)["status"] == "running"
     stale = time.time() - 600
     os.utime(run_dir / "heartbeat", (stale, stale))
+    os.utime(run_dir / "metrics.jsonl", (stale - 3, stale - 3))  # its last flush came before its last beat
     shown = json.loads(ok(tmp_repo.rn("runs", "show", run_dir.name, "--json")).out)
     assert shown["status"] == "crashed" and abs(shown["ended_at"] - stale) < 1
 
@@ -187,3 +188,61 @@ def test_a_run_that_cannot_be_recorded_does_not_stop_training(tmp_repo):
         """)], cwd=tmp_repo.root, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "trained anyway" in done.stdout and "this run is not recorded" in done.stderr
+
+
+def _wait_for(predicate, timeout: float = 60, what: str = "condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _state(pid: int) -> str | None:
+    """The /proc state letter of PID (R, S, Z …), None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().decode().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return None
+
+
+def _flushed(runs_dir, size: int = 200):
+    found = list(runs_dir.glob("*/metrics.jsonl")) if runs_dir.is_dir() else []
+    return found[0] if found and found[0].stat().st_size > size else None
+
+
+def test_a_killed_unreaped_process_counts_as_dead(tmp_repo):
+    """kill -9 and no wait(): the process stays a zombie (state Z) until its parent reaps it."""
+    (tmp_repo.root / "forever.py").write_text(FOREVER)
+    proc = subprocess.Popen([sys.executable, "forever.py"], cwd=tmp_repo.root, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: _flushed(tmp_repo.root / ".runicorn" / "runs"), what="a flush")
+        assert [r["status"] for r in json.loads(ok(tmp_repo.rn("runs", "list", "--json")).out)["runs"]] == ["running"]
+        os.kill(proc.pid, signal.SIGKILL)
+        _wait_for(lambda: _state(proc.pid) == "Z", timeout=10, what="a zombie")
+        assert [r["status"] for r in json.loads(ok(tmp_repo.rn("runs", "list", "--json")).out)["runs"]] == ["crashed"]
+        assert _state(proc.pid) == "Z"  # nobody reaped it: it was judged dead as a zombie
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+def test_a_crashed_run_ends_at_its_last_metrics_write_when_that_is_later_than_the_heartbeat(tmp_repo):
+    (tmp_repo.root / "forever.py").write_text(FOREVER)
+    proc = subprocess.Popen([sys.executable, "forever.py"], cwd=tmp_repo.root, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    metrics = _wait_for(lambda: _flushed(tmp_repo.root / ".runicorn" / "runs"), what="a flush")
+    time.sleep(1.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    folder = metrics.parent
+    started = json.loads((folder / "run.json").read_text())["started_at"]
+    os.utime(folder / "heartbeat", (started, started))  # the last beat came long before the last flush
+    doc = json.loads(ok(tmp_repo.rn("runs", "show", folder.name, "--json")).out)
+    assert doc["status"] == "crashed"
+    assert doc["ended_at"] == metrics.stat().st_mtime and doc["ended_at"] > started
+    assert doc["duration"] == doc["ended_at"] - started

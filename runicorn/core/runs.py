@@ -121,11 +121,15 @@ def write_doc(folder: Path, doc: dict) -> None:
 
 
 def pid_start_time(pid: int) -> str | None:
-    """The kernel's start time of PID (guards against pid reuse); None when it is not running."""
+    """The kernel's start time of PID (guards against pid reuse); None when it is not running
+    (a zombie, state Z, is not running)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read().decode(errors="replace")
-        return stat.rsplit(")", 1)[1].split()[19]
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] in ("Z", "X"):  # killed but not yet reaped by its parent: dead all the same
+            return None
+        return fields[19]
     except (OSError, IndexError):
         try:
             os.kill(pid, 0)
@@ -165,10 +169,7 @@ def mark_crashed(store: RunStore, folder: Path, doc: dict) -> dict:
 
 
 def _crashed(store: RunStore, folder: Path, doc: dict) -> dict:
-    try:
-        ended = (folder / HEARTBEAT).stat().st_mtime
-    except FileNotFoundError:
-        ended = float(doc.get("started_at") or time.time())
+    ended = last_sign_of_life(folder, doc)
     doc.update(status="crashed", ended_at=ended, duration=max(0.0, ended - float(doc.get("started_at") or ended)))
     doc["summary"] = {**summary_from_metrics(folder), **(doc.get("summary") or {})}
     write_doc(folder, doc)
@@ -178,6 +179,18 @@ def _crashed(store: RunStore, folder: Path, doc: dict) -> dict:
     store.index.put_points(doc["id"], [p for rec in iter_metrics(folder) for p in points_of(rec)], doc)
     store.index.keep_previews(doc["id"])
     return doc
+
+
+def last_sign_of_life(folder: Path, doc: dict) -> float:
+    """When a dead run was last seen alive: the later of its last heartbeat (every 5 s) and its last
+    metrics write (about every second); its start when neither exists."""
+    seen = []
+    for name in (HEARTBEAT, METRICS):
+        try:
+            seen.append((folder / name).stat().st_mtime)
+        except FileNotFoundError:
+            pass
+    return max(seen) if seen else float(doc.get("started_at") or time.time())
 
 
 def refresh(store: RunStore, run_id: str) -> dict:
