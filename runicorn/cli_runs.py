@@ -96,11 +96,12 @@ def run(cmd: Annotated[List[str], typer.Argument(help="The command, after `--`."
         sys.stderr.flush()
 
     r, code = run_command(list(cmd), write_out, write_err, name=name, project=project, tags=tag, on_start=started)
-    status = "finished" if code == 0 else "failed"
+    status = r.status if r.status != "running" else ("finished" if code == 0 else "failed")
     if json:
         print_json({"run_id": r.id, "status": status, "exit_code": code, "dir": str(r.dir)})
     elif not quiet:
-        err.print(escape(f"runicorn: run {r.id} {status} (exit code {code}); see `runicorn runs show {r.id}`"))
+        why = f", {r.failure['message']}" if status == "crashed" and r.failure else ""
+        err.print(escape(f"runicorn: run {r.id} {status} (exit code {code}{why}); see `runicorn runs show {r.id}`"))
     raise typer.Exit(code)
 
 

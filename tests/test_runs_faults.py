@@ -214,6 +214,97 @@ def _flushed(runs_dir, size: int = 200):
     return found[0] if found and found[0].stat().st_size > size else None
 
 
+SELF_KILL = textwrap.dedent("""
+    import os, signal, sys, time, runicorn as rn
+    rn.init()
+    for step in range(20):
+        rn.log({"loss": 1.0 / (step + 1), "acc": step / 20})
+    time.sleep(2.5)                               # the flusher writes everything
+    os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+    """)
+
+
+def test_a_command_killed_by_a_signal_under_runicorn_run_is_crashed_with_its_summary(tmp_repo):
+    (tmp_repo.root / "oom.py").write_text(SELF_KILL)
+    done = tmp_repo.rn_proc("run", "--name", "oom", "--", sys.executable, "oom.py", "SIGKILL")
+    assert done.returncode == 137  # as a shell reports it
+    assert "crashed (exit code 137, the command was killed by signal 9 (SIGKILL))" in done.stderr
+    (row,) = json.loads(ok(tmp_repo.rn("runs", "list", "--json")).out)["runs"]
+    doc = json.loads(ok(tmp_repo.rn("runs", "show", row["run_id"], "--json")).out)
+    assert (doc["status"], doc["exit_code"]) == ("crashed", 137)
+    assert doc["failure"] == {"type": "SIGKILL", "signal": 9, "message": "the command was killed by signal 9 (SIGKILL)"}
+    assert doc["summary"] == {"loss": 1 / 20, "acc": 19 / 20}  # from the metrics log: the child never finished
+    assert doc["metric_keys"] == ["acc", "loss"] and doc["ended_at"] >= doc["started_at"]
+    from runicorn.api import metric_series
+    from runicorn.core.repo import Repo
+    assert len(metric_series(Repo(tmp_repo.root), row["run_id"], "loss")) == 20
+    ok(tmp_repo.rn("runs", "delete", "--yes", row["run_id"]))
+    done = tmp_repo.rn_proc("run", "--json", "--", sys.executable, "oom.py", "SIGTERM")
+    assert done.returncode == 143 and json.loads(done.stdout)["status"] == "crashed"
+
+
+FOREVER_PID = textwrap.dedent("""
+    import os, sys, time, runicorn as rn
+    rn.init()
+    open(sys.argv[1], "w").write(str(os.getpid()))
+    step = 0
+    while True:
+        rn.log({"loss": 1.0 / (step + 1)})
+        step += 1
+        time.sleep(0.001)
+    """)
+
+
+def _kill_the_wrapper(tmp_repo, tmp_path, *cmd: str):
+    """Start `runicorn run -- CMD` logging forever, kill -9 the wrapper once metrics flow; returns
+    (pid of the logging process, metrics.jsonl)."""
+    (tmp_repo.root / "forever.py").write_text(FOREVER_PID)
+    pid_file = tmp_path / "child.pid"
+    wrapper = subprocess.Popen([sys.executable, "-m", "runicorn", "run", "--", *cmd, "forever.py", str(pid_file)],
+                               cwd=tmp_repo.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = _wait_for(lambda: _flushed(tmp_repo.root / ".runicorn" / "runs", 2000), what="a flush")
+    child = int(pid_file.read_text())
+    os.kill(wrapper.pid, signal.SIGKILL)
+    wrapper.wait(timeout=30)
+    return child, metrics
+
+
+def test_the_command_dies_with_a_killed_runicorn_run(tmp_repo, tmp_path):
+    child, metrics = _kill_the_wrapper(tmp_repo, tmp_path, sys.executable)
+    try:
+        _wait_for(lambda: _state(child) in (None, "Z"), timeout=10, what="the orphan to die")  # PR_SET_PDEATHSIG
+    finally:
+        if _state(child) not in (None, "Z"):
+            os.kill(child, signal.SIGKILL)
+    (row,) = json.loads(ok(tmp_repo.rn("runs", "list", "--json")).out)["runs"]
+    assert row["status"] == "crashed"
+    size = metrics.stat().st_size
+    time.sleep(1.5)
+    assert metrics.stat().st_size == size
+
+
+def test_an_orphan_the_kernel_cannot_reach_stops_logging_into_the_crashed_run(tmp_repo, tmp_path):
+    """`sh -c 'python …; true'`: sh dies with the wrapper, but its child python lives on (the death
+    signal is not inherited). Its flusher sees the owner gone and writes nothing more."""
+    child, metrics = _kill_the_wrapper(tmp_repo, tmp_path, "sh", "-c", f'"$0" "$@"; true', sys.executable)
+    try:
+        assert _state(child) not in (None, "Z")  # alive, still calling rn.log
+        size = _wait_for(lambda: _stable_size(metrics), timeout=10, what="the orphan to stop writing")
+        (row,) = json.loads(ok(tmp_repo.rn("runs", "list", "--json")).out)["runs"]
+        assert row["status"] == "crashed"
+        time.sleep(1.5)
+        assert metrics.stat().st_size == size and _state(child) not in (None, "Z")
+    finally:
+        os.kill(child, signal.SIGKILL)
+
+
+def _stable_size(path, quiet_s: float = 1.5) -> int | None:
+    """PATH's size once it has not changed for QUIET_S (the flusher writes about every second)."""
+    before = path.stat().st_size
+    time.sleep(quiet_s)
+    return before if path.stat().st_size == before else None
+
+
 def test_a_killed_unreaped_process_counts_as_dead(tmp_repo):
     """kill -9 and no wait(): the process stays a zombie (state Z) until its parent reaps it."""
     (tmp_repo.root / "forever.py").write_text(FOREVER)

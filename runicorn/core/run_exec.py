@@ -6,10 +6,12 @@ with the child's exit code). SDK calls inside the child join the same run throug
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 from typing import Callable
 
@@ -20,6 +22,7 @@ from runicorn.errors import UsageError
 
 Writer = Callable[[bytes], None]
 CHUNK = 1 << 16
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def check_command(cmd: list[str]) -> None:
@@ -39,7 +42,8 @@ def run_command(cmd: list[str], out: Writer, err: Writer, name: str | None = Non
     run = run_start.start(project=project, name=name, tags=tags, argv=cmd)
     env = {**os.environ, ENV_RUN_DIR: str(run.dir), ENV_CAPTURED: "1", "PYTHONUNBUFFERED": "1"}
     try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                preexec_fn=_die_with_parent())
     except OSError as exc:
         run.finish(127, failure={"type": type(exc).__name__, "message": str(exc)})
         raise UsageError(f"cannot start {cmd[0]}: {exc.strerror or exc}; check the command") from None
@@ -53,15 +57,50 @@ def run_command(cmd: list[str], out: Writer, err: Writer, name: str | None = Non
                  threading.Thread(target=_pump, args=(proc.stderr, err, log, lock), daemon=True)]
         for t in pumps:
             t.start()
-        code = _wait(proc)
+        rc = _wait(proc)
         for t in pumps:
             t.join()
         log.close()
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-    run.finish(code)
+    code = rc if rc >= 0 else 128 - rc  # killed by signal N: 128 + N, as shells report it
+    if rc < 0 and -rc != signal.SIGINT:  # kill -9, the OOM killer, a segfault: it crashed (Ctrl-C: failed)
+        name = _signal_name(-rc)
+        run.finish(code, status="crashed", failure={"type": name, "signal": -rc,
+                                                    "message": f"the command was killed by signal {-rc} ({name})"})
+    else:
+        run.finish(code)
     return run, code
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """Linux: a preexec function that has the kernel send the command SIGKILL when this process dies
+    (even by kill -9), so no orphan goes on logging into a run that is over. prctl is looked up
+    here, before the fork: the function run in the child only calls it. None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os._exit(137)
+
+    return preexec
 
 
 def _forward_interrupts(proc: subprocess.Popen):
@@ -74,22 +113,20 @@ def _forward_interrupts(proc: subprocess.Popen):
 
 
 def _wait(proc: subprocess.Popen) -> int:
-    """The child's exit code (killed by signal N: 128 + N, as shells report it); an interrupt here is
-    passed on to the child, which decides."""
+    """The child's return code (-N: killed by signal N); an interrupt here is passed on to the
+    child, which decides."""
     while True:
         try:
-            rc = proc.wait()
-            return rc if rc >= 0 else 128 + (-rc)
+            return proc.wait()
         except KeyboardInterrupt:
             proc.send_signal(signal.SIGINT)
         except BaseException:
             proc.send_signal(signal.SIGINT)
             try:
-                rc = proc.wait(timeout=30)
+                return proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-                rc = proc.wait()
-            return rc if rc >= 0 else 128 + (-rc)
+                return proc.wait()
 
 
 def _pump(stream, write: Writer, log, lock: threading.Lock) -> None:

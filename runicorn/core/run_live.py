@@ -21,7 +21,8 @@ from filelock import FileLock
 
 from runicorn.core.repo import Repo
 from runicorn.core.run_values import Summary, as_step, clean, plain
-from runicorn.core.runs import HEARTBEAT, HEARTBEAT_EVERY_S, METRICS, RunStore, read_doc, write_doc
+from runicorn.core.runs import (DOC, FINAL, HEARTBEAT, HEARTBEAT_EVERY_S, METRICS, RunStore, is_alive, read_doc,
+                                replay_metrics, summary_from_metrics, write_doc)
 from runicorn.errors import NotARunicornRepoError, RunicornError
 from runicorn.storage import fsutil
 from runicorn.storage.index import Index
@@ -54,15 +55,6 @@ def warn(message: str) -> None:
                 pass
 
 
-def points_of(rec: dict) -> list[tuple[str, int, float, float]]:
-    """Index points of one `metrics.jsonl` record."""
-    step, when = rec.get("step"), rec.get("time", 0)
-    if not isinstance(step, int) or isinstance(step, bool) or step < 0 or not isinstance(when, (int, float)):
-        return []  # not written by Runicorn (a hand-edited or hostile log): skipped
-    return [(k, step, float(v), float(when)) for k, v in rec["values"].items()
-            if isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)]
-
-
 class Run:
     def __init__(self, store: RunStore, folder: Path, doc: dict, owner: bool):
         self.store = store
@@ -79,6 +71,7 @@ class Run:
         self.summary = Summary(self._last, self._live, self._clean)
         self._warned: set[str] = set()
         self._torn = False  # the last metrics.jsonl write stopped mid-line
+        self._doc_seen: tuple | None = None  # (inode, mtime, size) of run.json when last read
         self._finished = False
         self._pid = os.getpid()  # a forked child (a data-loader worker) must neither log nor finish
         self._on_finish: list[Callable[[], None]] = []
@@ -111,6 +104,11 @@ class Run:
     @property
     def status(self) -> str:
         return self._doc.get("status", "running")
+
+    @property
+    def failure(self) -> dict | None:
+        """Why the run failed or crashed (type, message; signal for a killed command), else None."""
+        return self._doc.get("failure")
 
     def __repr__(self) -> str:
         return f"<Run {self.id} {self.status} in {self.dir}>"
@@ -199,7 +197,7 @@ class Run:
         """Write what is buffered: metrics.jsonl first (truth), then the index (one transaction).
 
         A record leaves the buffer only once its line is written: a failed write puts the rest back
-        for the next flush."""
+        for the next flush. A process that joined a `runicorn run` writes only while the run is live."""
         n = len(self._buffer)
         if not n:
             return
@@ -214,7 +212,13 @@ class Run:
             points.extend((k, step, float(v), when) for k, v in values.items())
         if not lines:
             return
-        self._append(lines, batch, written)
+        if self.owner:
+            self._append(lines, batch, written)
+        else:
+            with self._lock:  # the owner ends the run under this lock: no line lands after that
+                if not self._still_live():
+                    return
+                self._append(lines, batch, written)
         for _, values in written:
             self._last.update(values)
         if self._index is not None:
@@ -251,6 +255,29 @@ class Run:
                 self._warn_once("kept", f"metrics.jsonl cannot be written; {len(keep) - MAX_KEPT} logged steps "
                                         "were dropped to keep memory bounded (fix the disk, the run goes on)")
             raise
+
+    def _still_live(self) -> bool:
+        """For a process that joined a `runicorn run`: whether the run still takes metrics. Once its
+        document is final, or its owner is gone (the run is crashed, whether or not anyone has looked
+        yet), this process stops logging into it: a run that is over never changes."""
+        try:
+            st = os.stat(self.dir / DOC)
+            seen = (st.st_ino, st.st_mtime_ns, st.st_size)
+            if seen != self._doc_seen:
+                self._doc = read_doc(self.dir)
+                self._doc_seen = seen
+        except (OSError, RunicornError):
+            pass  # unreadable for a moment (replaced, or edited): judge by the last good read
+        status = self._doc.get("status")
+        if status == "running" and is_alive(self._doc, self.dir):
+            return True
+        why = f"is {status}" if status != "running" else \
+            f"lost its owner (pid {(self._doc.get('owner') or {}).get('pid')} is gone: it has crashed)"
+        self._finished = True
+        self._stop.set()
+        self._buffer.clear()
+        self._warn_once("over", f"run {self.id} {why}; this process no longer logs into it")
+        return False
 
     # -- run files, artifacts --------------------------------------------------------------
     def save(self, pattern: str, base_path: str | None = None) -> list[str]:
@@ -326,12 +353,17 @@ class Run:
 
     # -- the document --------------------------------------------------------------------------
     def _update_doc(self, change: Callable[[dict], None]) -> dict:
-        """Read-modify-write run.json under the run's lock (a parent and children may share it)."""
+        """Read-modify-write run.json under the run's lock (a parent and children may share it).
+        A process that joined a run leaves it alone once the run is over (finished runs never change)."""
         with self._lock:
             try:
                 doc = read_doc(self.dir)
             except RunicornError:
                 doc = self._doc
+            if not self.owner and doc.get("status") in FINAL:
+                self._doc = doc
+                self._warn_once("over", f"run {self.id} is {doc['status']}; this process no longer changes it")
+                return doc
             change(doc)
             write_doc(self.dir, doc)
         self._doc = doc
@@ -358,6 +390,8 @@ class Run:
 
         def close(doc: dict) -> None:
             doc["summary"] = {**(doc.get("summary") or {}), **plain(summary)}
+            if status == "crashed":  # the process that logged died: its summary is in the metrics log
+                doc["summary"] = {**summary_from_metrics(self.dir), **doc["summary"]}
             doc["config"] = {**(doc.get("config") or {}), **config}
             if self.owner:
                 code = int(exit_code)
@@ -368,6 +402,8 @@ class Run:
 
         self._safely(lambda: self._update_doc(close), "finish")
         if self._index is not None:
+            if status == "crashed":  # it may have died between metrics.jsonl and the index
+                self._safely(lambda: replay_metrics(self._index, self.dir, self._doc), "index")
             self._safely(lambda: self._index.put_run(self._doc), "index")
             if self.owner:  # every point is in: keep the charts' series precomputed
                 self._safely(lambda: self._index.keep_previews(self.id), "index")

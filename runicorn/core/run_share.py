@@ -17,7 +17,6 @@ from pathlib import Path
 from runicorn.core import runs as runs_mod
 from runicorn.core.remotes import open_remote
 from runicorn.core.repo import Repo
-from runicorn.core.run_live import points_of
 from runicorn.errors import RemoteError, RunicornError
 from runicorn.storage import fsutil
 from runicorn.storage.hashing import is_oid
@@ -178,6 +177,5 @@ def _pull_one(repo: Repo, store, runs: runs_mod.RunStore, run_id: str) -> None:
         if staging.exists():
             shutil.rmtree(staging)
     folder = runs.runs_dir / run_id
-    batch = [p for rec in runs_mod.iter_metrics(folder) for p in points_of(rec)]
-    runs.index.put_points(run_id, batch, doc)
+    runs_mod.replay_metrics(runs.index, folder, doc)
     runs.index.keep_previews(run_id)

@@ -173,10 +173,7 @@ def _crashed(store: RunStore, folder: Path, doc: dict) -> dict:
     doc.update(status="crashed", ended_at=ended, duration=max(0.0, ended - float(doc.get("started_at") or ended)))
     doc["summary"] = {**summary_from_metrics(folder), **(doc.get("summary") or {})}
     write_doc(folder, doc)
-    # the process may have died between metrics.jsonl and the index: replay the log (idempotent)
-    from runicorn.core.run_live import points_of
-
-    store.index.put_points(doc["id"], [p for rec in iter_metrics(folder) for p in points_of(rec)], doc)
+    replay_metrics(store.index, folder, doc)
     store.index.keep_previews(doc["id"])
     return doc
 
@@ -191,6 +188,15 @@ def last_sign_of_life(folder: Path, doc: dict) -> float:
         except FileNotFoundError:
             pass
     return max(seen) if seen else float(doc.get("started_at") or time.time())
+
+
+def replay_metrics(index: RunIndex, folder: Path, doc: dict | None = None) -> int:
+    """Index every point of the run's metrics log (and, with DOC, its row); idempotent, so safe after
+    a process died between metrics.jsonl and the index. Returns the number of points."""
+    batch = [p for rec in iter_metrics(folder) for p in points_of(rec)]
+    for i in range(0, max(1, len(batch)), 50_000):
+        index.put_points(folder.name, batch[i:i + 50_000], doc if i == 0 else None)
+    return len(batch)
 
 
 def refresh(store: RunStore, run_id: str) -> dict:
@@ -216,6 +222,15 @@ def iter_metrics(folder: Path) -> Iterator[dict]:
                 continue
             if isinstance(rec, dict) and isinstance(rec.get("values"), dict):
                 yield rec
+
+
+def points_of(rec: dict) -> list[tuple[str, int, float, float]]:
+    """Index points of one `metrics.jsonl` record."""
+    step, when = rec.get("step"), rec.get("time", 0)
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0 or not isinstance(when, (int, float)):
+        return []  # not written by Runicorn (a hand-edited or hostile log): skipped
+    return [(k, step, float(v), float(when)) for k, v in rec["values"].items()
+            if isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
 def summary_from_metrics(folder: Path) -> dict:
@@ -392,8 +407,6 @@ def run_object_roots(repo) -> dict[str, str]:
 
 def rebuild_index(repo) -> dict:
     """Re-derive the runs part of the index from the run folders (what remains of them)."""
-    from runicorn.core.run_live import points_of
-
     store = store_of(repo)
     store.index.clear()
     runs = points = 0
@@ -407,11 +420,8 @@ def rebuild_index(repo) -> dict:
             continue
         if doc.get("status") == "running" and not is_alive(doc, folder):
             doc = mark_crashed(store, folder, doc)
-        batch = [p for rec in iter_metrics(folder) for p in points_of(rec)]
-        for i in range(0, max(1, len(batch)), 50_000):
-            store.index.put_points(run_id, batch[i:i + 50_000], doc if i == 0 else None)
+        points += replay_metrics(store.index, folder, doc)
         if doc.get("status") in FINAL:
             store.index.keep_previews(run_id)
         runs += 1
-        points += len(batch)
     return {"runs": runs, "points": points, "skipped": skipped}
