@@ -487,19 +487,3 @@ def test_git_repository_without_runicorn_uses_the_user_store_with_git_state(tmp_
     assert doc["git"]["branch"] == "trunk" and doc["git"]["commit"] is None
     assert "+rn.init()" in (run_dir.parent.parent / "cache" / "objects" / doc["git"]["diff"]["oid"][:2]
                             / doc["git"]["diff"]["oid"][2:]).read_text()
-
-
-def test_gpu_from_nvidia_smi(tmp_repo, tmp_path):
-    """No GPU on the test machine: a stand-in `nvidia-smi` prints what the real one prints for this query."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    smi = bin_dir / "nvidia-smi"
-    smi.write_text("#!/bin/sh\necho 'NVIDIA A100-SXM4-40GB, 535.104.05, 40960 MiB'\n"
-                   "echo 'NVIDIA A100-SXM4-40GB, 535.104.05, 40960 MiB'\n")
-    smi.chmod(0o755)
-    done = script(tmp_repo, "import runicorn as rn\nrn.init()\nrn.finish()\n",
-                  env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
-    assert done.returncode == 0, done.stderr
-    gpus = only_run(tmp_repo)["environment"]["gpu"]
-    assert gpus == [{"name": "NVIDIA A100-SXM4-40GB", "driver": "535.104.05", "memory": "40960 MiB",
-                     "source": "nvidia-smi"}] * 2

@@ -142,6 +142,16 @@ def environment(argv: list[str] | None = None) -> dict:
     return env
 
 
+def interpreter() -> dict:
+    """What this Python is: version, executable, packages, and the GPUs torch sees when the script
+    already imported it. A script that joins a `runicorn run` records these over the wrapper's."""
+    found = {"python": sys.version.split()[0], "python_executable": sys.executable, "packages": _packages()}
+    gpu = _torch_gpus()
+    if gpu:
+        found["gpu"] = gpu
+    return found
+
+
 def _user() -> str | None:
     try:
         return getpass.getuser()
@@ -184,17 +194,38 @@ def _packages() -> dict[str, str]:
 
 
 def _gpus() -> list[dict]:
+    return _smi_gpus() or _torch_gpus()
+
+
+def _smi_gpus() -> list[dict]:
     smi = shutil.which("nvidia-smi")
-    if smi:
-        try:
-            done = subprocess.run([smi, "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-                                  capture_output=True, text=True, timeout=10, check=False)
-            rows = [[c.strip() for c in line.split(",")] for line in done.stdout.splitlines() if line.strip()]
-            if done.returncode == 0 and rows:
-                return [{"name": r[0], "driver": r[1] if len(r) > 1 else None,
-                         "memory": r[2] if len(r) > 2 else None, "source": "nvidia-smi"} for r in rows]
-        except (OSError, subprocess.SubprocessError):
-            pass
+    if not smi:
+        return []
+    try:
+        done = subprocess.run([smi, "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+                              capture_output=True, text=True, timeout=10, check=False)
+        rows = [[c.strip() for c in line.split(",")] for line in done.stdout.splitlines() if line.strip()]
+        if done.returncode != 0 or not rows:
+            return []
+        cuda = _smi_cuda(smi)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [{"name": r[0], "driver": r[1] if len(r) > 1 else None, "memory": r[2] if len(r) > 2 else None,
+             "cuda": cuda, "source": "nvidia-smi"} for r in rows]
+
+
+_CUDA_VERSION = re.compile(r"CUDA Version:\s*([0-9][0-9.]*)")
+
+
+def _smi_cuda(smi: str) -> str | None:
+    """The CUDA version the driver supports, from the header of plain `nvidia-smi` (no query field
+    gives it)."""
+    done = subprocess.run([smi], capture_output=True, text=True, timeout=10, check=False)
+    found = _CUDA_VERSION.search(done.stdout)
+    return found.group(1) if found else None
+
+
+def _torch_gpus() -> list[dict]:
     torch = sys.modules.get("torch")  # only when the script already imported it: never import torch here
     try:
         if torch is not None and torch.cuda.is_available():

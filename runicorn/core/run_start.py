@@ -103,6 +103,8 @@ def join(folder: Path, project=None, name=None, config=None, tags=None, notes=No
             doc["name"] = name
         doc["tags"] = list(dict.fromkeys([*(doc.get("tags") or []), *[str(t) for t in tags or []]]))
         doc["notes"] = doc.get("notes") or notes or ""
+        # the wrapper may run another interpreter (`runicorn run -- /usr/bin/python3 …`): this one counts
+        doc["environment"] = {**(doc.get("environment") or {}), **run_capture.interpreter()}
 
     run._update_doc(merge)
     return run
