@@ -120,8 +120,14 @@ def runs_list(project: Project = None,
               user_store: UserStore = False,
               json: Json = False, quiet: Quiet = False, verbose: Verbose = False) -> None:
     """List runs, newest first (filters combine)."""
+    def rebuilt(result: dict) -> None:
+        if not quiet:
+            err.print(escape(f"runicorn: the run index was empty; indexed {result['runs']:,} runs from their "
+                             "folders (as `runicorn index rebuild` does)"))
+
     rows, total = runs_mod.list_runs(_store(user_store), project=project, status=status, commit=commit, branch=branch,
-                                     tag=tag, since=_since(since), search=search, sort=sort, limit=limit, offset=offset)
+                                     tag=tag, since=_since(since), search=search, sort=sort, limit=limit, offset=offset,
+                                     on_rebuild=rebuilt)
     if json:
         print_json({"total": total, "runs": rows})
         return

@@ -299,18 +299,43 @@ def test_index_rebuild_restores_what_remains(tmp_repo):
     index = tmp_repo.root / ".runicorn" / "index.db"
     for suffix in ("", "-wal", "-shm"):
         Path(str(index) + suffix).unlink(missing_ok=True)
-    assert runs_json(tmp_repo)["total"] == 0  # a fresh, empty index
+    listed = ok(tmp_repo.rn("runs", "list", "--json"))  # a fresh, empty index next to 3 run folders
+    assert json.loads(listed.out)["total"] == 3  # filled from the folders, not "0 runs"
+    assert "the run index was empty; indexed 3 runs" in listed.err and "runicorn index rebuild" in listed.err
+    assert "index was empty" not in ok(tmp_repo.rn("runs", "list")).err  # once
     rebuilt = json.loads(ok(tmp_repo.rn("index", "rebuild", "--json")).out)
     assert rebuilt["runs"]["runs"] == 3 and rebuilt["runs"]["points"] == 3
     assert runs_json(tmp_repo)["total"] == 3
     victim = runs_json(tmp_repo, "--search", "run1")["runs"][0]["run_id"]
     import shutil
-    shutil.rmtree(runs_dir / victim)  # deleted by hand
+    shutil.rmtree(runs_dir / victim)  # deleted by hand, no rebuild: the list does not show it
+    listed = runs_json(tmp_repo)
+    assert {r["name"] for r in listed["runs"]} == {"run0", "run2"} and listed["total"] == 2
+    assert "run1" not in ok(tmp_repo.rn("runs", "list")).out
+    shown = tmp_repo.rn("runs", "show", victim)
+    assert shown.code == 1 and f"no run {victim!r}" in shown.err
+    with sqlite3.connect(index) as db:
+        assert db.execute("SELECT COUNT(*) FROM runs WHERE run_id = ?", (victim,)).fetchone()[0] == 0
     ok(tmp_repo.rn("index", "rebuild"))
     assert {r["name"] for r in runs_json(tmp_repo)["runs"]} == {"run0", "run2"}
     with sqlite3.connect(index) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert db.execute("SELECT COUNT(*) FROM run_series WHERE run_id = ?", (victim,)).fetchone()[0] == 0
+
+
+def test_list_runs_fills_an_empty_index_once_and_tells_the_caller(tmp_repo):
+    """The read API (the viewer uses it too) fills an empty index itself; the CLI prints the callback's news."""
+    _make_runs(tmp_repo)
+    index = tmp_repo.root / ".runicorn" / "index.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(index) + suffix).unlink(missing_ok=True)
+    from runicorn.core.repo import Repo
+    from runicorn.core.runs import list_runs
+    seen = []
+    rows, total = list_runs(Repo(tmp_repo.root), on_rebuild=seen.append)
+    assert total == 3 and seen == [{"runs": 3, "points": 3, "skipped": []}]
+    rows, total = list_runs(Repo(tmp_repo.root), on_rebuild=seen.append)
+    assert total == 3 and len(seen) == 1
 
 
 def test_metric_series_downsampled_keeps_extremes(tmp_repo):

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from filelock import FileLock, Timeout
 
@@ -256,9 +256,18 @@ def json_safe(value):
 
 
 def list_runs(repo, *, project=None, status=None, commit=None, branch=None, tag=None, since=None,
-              search=None, sort="-started_at", limit=50, offset=0) -> tuple[list[dict], int]:
-    """Runs matching every given filter, sorted, one page (rows, total). `since`: epoch seconds."""
+              search=None, sort="-started_at", limit=50, offset=0,
+              on_rebuild: Callable[[dict], None] | None = None) -> tuple[list[dict], int]:
+    """Runs matching every given filter, sorted, one page (rows, total). `since`: epoch seconds.
+
+    Keeps the index honest on the way: an empty index next to run folders (deleted, or new) is
+    filled from them first (ON_REBUILD gets what `rebuild_index` returns), and a listed run whose
+    folder was deleted by hand is dropped from the index, not shown."""
     store = store_of(repo)
+    if not store.index.has_runs() and store.run_ids():
+        result = rebuild_index(store, keep_indexed=True)
+        if on_rebuild is not None:
+            on_rebuild(result)
     _refresh_running(store)
     where, params = [], []
     for column, value in (("project", project), ("status", status), ("branch", branch)):
@@ -281,8 +290,13 @@ def list_runs(repo, *, project=None, status=None, commit=None, branch=None, tag=
         params.extend([f"%{search}%"] * 5)
     if sort.lstrip("-+") not in SORTABLE:
         raise UsageError(f"cannot sort by {sort!r}; choose from {', '.join(sorted(SORTABLE))} (prefix - for descending)")
-    rows, total = store.index.query(where, params, sort, max(0, int(limit)), max(0, int(offset)))
-    return json_safe(rows), total
+    while True:
+        rows, total = store.index.query(where, params, sort, max(0, int(limit)), max(0, int(offset)))
+        gone = [r["run_id"] for r in rows if not (store.runs_dir / r["run_id"]).is_dir()]
+        if not gone:
+            return json_safe(rows), total
+        for run_id in gone:  # deleted by hand: the index forgets it, and the page is read again
+            store.index.delete_run(run_id)
 
 
 def _refresh_running(store: RunStore) -> None:
@@ -296,8 +310,15 @@ def _refresh_running(store: RunStore) -> None:
 
 
 def get_run(repo, run_id: str) -> dict:
-    """The full run document (crash detection applied), strict-JSON safe."""
-    return json_safe(refresh(store_of(repo), run_id))
+    """The full run document (crash detection applied), strict-JSON safe. A run whose folder was
+    deleted by hand is dropped from the index too."""
+    store = store_of(repo)
+    try:
+        return json_safe(refresh(store, run_id))
+    except RunNotFoundError:
+        if store.index.get(run_id) is not None:
+            store.index.delete_run(run_id)
+        raise
 
 
 def run_diff(repo, run_id: str) -> str:
@@ -405,13 +426,18 @@ def run_object_roots(repo) -> dict[str, str]:
     return found
 
 
-def rebuild_index(repo) -> dict:
-    """Re-derive the runs part of the index from the run folders (what remains of them)."""
+def rebuild_index(repo, keep_indexed: bool = False) -> dict:
+    """Re-derive the runs part of the index from the run folders (what remains of them).
+    KEEP_INDEXED: add only the runs the index lacks, clearing nothing (safe next to live runs)."""
     store = store_of(repo)
-    store.index.clear()
+    indexed = store.index.all_ids() if keep_indexed else set()
+    if not keep_indexed:
+        store.index.clear()
     runs = points = 0
     skipped: list[str] = []
     for run_id in store.run_ids():
+        if run_id in indexed:
+            continue
         folder = store.runs_dir / run_id
         try:
             doc = read_doc(folder)

@@ -111,6 +111,9 @@ class RunIndex:
         row = self.index.db.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return _from_row(row) if row else None
 
+    def has_runs(self) -> bool:
+        return self.index.db.execute("SELECT 1 FROM runs LIMIT 1").fetchone() is not None
+
     def ids_with_status(self, status: str) -> list[str]:
         return [r[0] for r in self.index.db.execute("SELECT run_id FROM runs WHERE status = ?", (status,))]
 
