@@ -277,7 +277,9 @@ def _section(title: str, data: dict) -> None:
 
 
 def render_compare(table: dict, all_keys: bool) -> None:
+    """Differences are marked twice: colour for the eye, and a `*` first column that survives a pipe."""
     grid = Table(show_edge=False, pad_edge=False)
+    grid.add_column("", no_wrap=True)
     grid.add_column("key")
     for run_id, name in zip(table["runs"], table["names"]):
         grid.add_column(f"{name}\n{run_id}" if name != run_id else run_id)
@@ -285,12 +287,15 @@ def render_compare(table: dict, all_keys: bool) -> None:
         rows = [(k, vals) for k, vals in table[part].items() if all_keys or k in table["different"][part]]
         if not rows:
             continue
-        grid.add_row(f"[bold]{part}[/bold]", *[""] * len(table["runs"]))
+        grid.add_row("", f"[bold]{part}[/bold]", *[""] * len(table["runs"]))
         for key, values in rows:
             differs = key in table["different"][part]
             cells = ["-" if v is None else escape(_short(v)) for v in values]
-            grid.add_row(escape(key), *[f"[bold yellow]{c}[/bold yellow]" if differs else c for c in cells])
+            grid.add_row("*" if differs else "", escape(key),
+                         *[f"[bold yellow]{c}[/bold yellow]" if differs else c for c in cells])
     out.print(grid)
+    if table["different"]["config"] or table["different"]["summary"]:
+        out.print("(* marks keys whose values differ)", markup=False)
     if not all_keys:
         same = sum(1 for p in ("config", "summary") for k in table[p] if k not in table["different"][p])
         if same:

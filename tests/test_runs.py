@@ -275,6 +275,18 @@ def test_runs_compare_highlights_differences(tmp_repo):
     assert table["different"]["config"] == ["lr"] and table["different"]["summary"] == ["loss"]
     human = ok(tmp_repo.rn("runs", "compare", *ids)).out
     assert "lr" in human and "bs" not in human and "hidden" in human
+    # piped (no colour): a plain `*` column marks what differs
+    every = ok(tmp_repo.rn("runs", "compare", "--all", *ids)).out.splitlines()
+    cells = {}  # key -> the row's words, marker first when there is one
+    for line in every:
+        words = line.replace("\u2502", " ").split()  # rich's column rule
+        if words and words[0] == "*":
+            cells[words[1]] = words
+        elif words:
+            cells[words[0]] = words
+    assert cells["lr"][:2] == ["*", "lr"] and cells["loss"][:2] == ["*", "loss"]
+    assert cells["bs"] == ["bs", "32", "32", "32"]
+    assert "(* marks keys whose values differ)" in every
     assert tmp_repo.rn("runs", "compare", ids[0]).code == 2
 
 
