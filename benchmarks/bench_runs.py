@@ -1,7 +1,8 @@
-"""Runs benchmarks (issue 4): rn.log throughput, init+finish overhead, `runs list` over 10,000 runs,
-index size per million metric points. Run with the Python that has Runicorn installed:
+"""Runs benchmarks (issue 4): rn.log throughput (end to end, and the call alone), init+finish overhead,
+`runs list` over 10,000 runs (and the first one after the index was deleted), index size per million
+metric points. Run with the Python that has Runicorn installed:
 
-    /tmp/venv/bin/python benchmarks/bench_runs.py [--work /tmp/rn-bench-runs] [--runs 10000] [--out FILE]
+    .venv/bin/python benchmarks/bench_runs.py [--work /tmp/rn-bench-runs] [--runs 10000] [--out FILE]
 """
 from __future__ import annotations
 
@@ -55,6 +56,32 @@ def bench_log(repo: Path, n: int) -> dict:
     r = json.loads(out)
     r["calls_per_s"] = r["calls"] / r["log_s"]
     return r
+
+
+CALL_SCRIPT = """
+import json, sys, time
+import runicorn.core.run_live as live
+live.FLUSH_EVERY_S = 1e6  # the call alone: no flush competes for the GIL during the loop
+import runicorn as rn
+n = int(sys.argv[1])
+run = rn.init(capture_output=False)
+best = float("inf")
+for _ in range(5):
+    t = time.perf_counter()
+    for step in range(n):
+        rn.log({"loss": 1.0 / (step + 1), "acc": 0.5, "k2": 2, "k3": 3, "k4": 4, "k5": 5, "k6": 6, "k7": 7,
+                "k8": 8, "k9": step})
+    best = min(best, time.perf_counter() - t)
+    run._buffer.clear()  # what was measured is the call, not the flush
+rn.finish()
+print(json.dumps({"calls": n, "best_of_5_s": best, "calls_per_s": n / best}))
+"""
+
+
+def bench_log_call(repo: Path, n: int) -> dict:
+    (repo / "call_bench.py").write_text(CALL_SCRIPT)
+    return json.loads(subprocess.run([sys.executable, "call_bench.py", str(n)], cwd=repo, check=True,
+                                     capture_output=True, text=True).stdout)
 
 
 def bench_init_finish(repo: Path, reps: int = 7) -> dict:
@@ -129,8 +156,16 @@ def bench_list(repo: Path, count: int) -> dict:
         subprocess.run([sys.executable, "-m", "runicorn", "runs", "list", "--json"], cwd=repo, check=True,
                        capture_output=True)
         cli.append(time.perf_counter() - t)
+    r.index.close()
+    for suffix in ("", "-wal", "-shm"):  # the index is lost: the next `runs list` fills it from the folders
+        Path(str(repo / ".runicorn" / "index.db") + suffix).unlink(missing_ok=True)
+    t = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "runicorn", "runs", "list", "--json"], cwd=repo, check=True,
+                          capture_output=True, text=True)
+    refill = time.perf_counter() - t
+    assert json.loads(done.stdout)["total"] == count, done.stderr
     return {"runs": count, "index_rebuild_s": rebuild, "list_runs": samples,
-            "cli_runs_list_json_s": statistics.median(cli)}
+            "cli_runs_list_json_s": statistics.median(cli), "cli_runs_list_after_index_deleted_s": refill}
 
 
 def main() -> None:
@@ -145,6 +180,7 @@ def main() -> None:
     repo = make_repo(work / "log")
     results["log"] = bench_log(repo, args.log_calls)
     results["index_size"] = bench_index_size(repo, results["log"])
+    results["log_call"] = bench_log_call(repo, args.log_calls)
     results["init_finish"] = bench_init_finish(make_repo(work / "init"))
     results["list"] = bench_list(make_repo(work / "list"), args.runs)
     text = json.dumps(results, indent=2)
