@@ -126,10 +126,10 @@ class _NullRun:
 
         return artifacts.log_artifact(Repo.find(), artifact, aliases=aliases, run=None)
 
-    def use_artifact(self, ref):
+    def use_artifact(self, ref, **forms):
         from runicorn.core import artifacts
 
-        return artifacts.use_artifact(_repo_or_none(), ref, run=None)
+        return artifacts.use_artifact(_repo_or_none(), ref, run=None, **forms)
 
     def __enter__(self):
         return self
@@ -224,13 +224,15 @@ def finish(exit_code: int = 0) -> None:
         current.finish(exit_code)
 
 
-def use_artifact(ref):
+def use_artifact(ref, *, version=None, alias=None, type=None):
+    """`name`, `name:vN`, `name:<alias>` — or a bare name with the seed's VERSION= / ALIAS= / TYPE=."""
+    forms = {"version": version, "alias": alias, "type": type}
     current = run if run is not None and not run._finished else None
     if current is None:
         from runicorn.core import artifacts
 
-        return artifacts.use_artifact(_repo_or_none(), ref, run=None)
-    return current.use_artifact(ref)
+        return artifacts.use_artifact(_repo_or_none(), ref, run=None, **forms)
+    return current.use_artifact(ref, **forms)
 
 
 def _repo_or_none():

@@ -213,3 +213,35 @@ def test_seed_003_example_logs_with_aliases_latest_and_v1(tmp_repo):
         """, "seed003.py")
     assert "LOGGED 1" in out and "TRAIN ['a', '1']" in out
     assert json.loads(ok(tmp_repo.rn("artifacts", "info", "mnist-dataset:v1", "--json")).out)["aliases"] == ["latest"]
+
+
+def test_seed_keyword_forms_on_the_run_and_the_module(tmp_repo):
+    """Seed 001's `use_artifact(name, version=…, alias=…, type=…)` on `run.use_artifact` and
+    `rn.use_artifact`: each use is recorded in the run as the version it resolved to."""
+    out = script(tmp_repo, """
+        import runicorn as rn
+
+        with open("data.csv", "w") as f:
+            f.write("a,b\\n")
+        with rn.init(project="p", name="v1") as run:
+            d = rn.Artifact("table", type="dataset"); d.add_file("data.csv")
+            run.log_artifact(d, aliases=["best"])
+        with open("data.csv", "a") as f:
+            f.write("1,2\\n")
+        with rn.init(project="p", name="v2") as run:
+            d = rn.Artifact("table", type="dataset"); d.add_file("data.csv")
+            run.log_artifact(d)
+        with rn.init(project="p", name="reader") as run:
+            print("A", run.use_artifact("table", version=1).version)
+            print("B", rn.use_artifact("table", alias="best", type="dataset").version)
+            print("C", rn.use_artifact("table", version="latest").version)
+            try:
+                run.use_artifact("table", type="model")
+            except Exception as exc:
+                print("D", exc)
+            print("RUN", run.id)
+        """)
+    assert "A 1" in out and "B 1" in out and "C 2" in out
+    assert "D table:v2 is of type 'dataset', not 'model'" in out
+    used = run_doc(tmp_repo, out.split("RUN ")[1].split()[0])["artifacts"]["used"]
+    assert sorted((u["artifact"], u["version"]) for u in used) == [("table", 1), ("table", 2)]

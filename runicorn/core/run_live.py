@@ -346,10 +346,11 @@ class Run:
 
         return artifacts.log_artifact(self._need_repo(), artifact, aliases=aliases, run=self)
 
-    def use_artifact(self, ref):
+    def use_artifact(self, ref, *, version=None, alias=None, type=None):
         from runicorn.core import artifacts
 
-        return artifacts.use_artifact(self.repo, ref, run=self)  # None: served from the download cache
+        return artifacts.use_artifact(self.repo, ref, run=self, version=version, alias=alias,
+                                      type=type)  # repo None: served from the download cache
 
     # -- the document --------------------------------------------------------------------------
     def _update_doc(self, change: Callable[[dict], None]) -> dict:
