@@ -28,15 +28,15 @@ XSS = "<script>alert(1)</script>"
 # three artifacts with lineage (dataset v1, v2 → train → model → evaluate → report).
 POPULATE = textwrap.dedent('''
     import math, os, sys, runicorn as rn
-    os.makedirs("work", exist_ok=True)
-    open("work/train.csv", "w").write("a,b\\n" + "\\n".join(f"{i},{i*i}" for i in range(50)))
+    os.makedirs("outputs", exist_ok=True)
+    open("outputs/train.csv", "w").write("a,b\\n" + "\\n".join(f"{i},{i*i}" for i in range(50)))
     with rn.init(project="vision", name="prepare", tags=["data"]):
         a = rn.Artifact("mnist-small", type="dataset", description=XSS)
-        a.add_file("work/train.csv"); a.add_metadata({"rows": 50, "note": XSS})
+        a.add_file("outputs/train.csv"); a.add_metadata({"rows": 50, "note": XSS})
         rn.log_artifact(a, aliases=["first"])
-    open("work/train.csv", "a").write("\\n50,2500")
+    open("outputs/train.csv", "a").write("\\n50,2500")
     with rn.init(project="vision", name="prepare-2"):
-        a = rn.Artifact("mnist-small", type="dataset"); a.add_file("work/train.csv"); a.add_metadata({"rows": 51})
+        a = rn.Artifact("mnist-small", type="dataset"); a.add_file("outputs/train.csv"); a.add_metadata({"rows": 51})
         rn.log_artifact(a)
     for i, lr in enumerate((0.1, 0.01)):
         with rn.init(project="vision", name=f"train-{i}", config={"lr": lr, "model": {"depth": 18}}, tags=["sweep"]):
@@ -45,16 +45,16 @@ POPULATE = textwrap.dedent('''
                 rn.log({"loss": math.exp(-s / (80 + 40 * i)), "val/acc": 1 - math.exp(-s / 60)}, step=s)
             print("epoch done", i)
             if i == 0:
-                open("work/model.bin", "wb").write(b"m" * 4096)
-                m = rn.Artifact("resnet-tiny", type="model"); m.add_file("work/model.bin"); m.add_metadata({"acc": 0.93})
+                open("outputs/model.bin", "wb").write(b"m" * 4096)
+                m = rn.Artifact("resnet-tiny", type="model"); m.add_file("outputs/model.bin"); m.add_metadata({"acc": 0.93})
                 rn.log_artifact(m, aliases=["best"])
-                open("work/notes.txt", "w").write("notes of the run\\n")
-                rn.save("work/notes.txt")
+                open("outputs/notes.txt", "w").write("notes of the run\\n")
+                rn.save("outputs/notes.txt")
     with rn.init(project="other", name=XSS, config={"danger": XSS}):
         rn.use_artifact("resnet-tiny:best")
         rn.log({"test/acc": 0.91})
-        r = rn.Artifact("eval-report", type="report"); open("work/report.txt", "w").write("acc 0.91\\n")
-        r.add_file("work/report.txt"); rn.log_artifact(r)
+        r = rn.Artifact("eval-report", type="report"); open("outputs/report.txt", "w").write("acc 0.91\\n")
+        r.add_file("outputs/report.txt"); rn.log_artifact(r)
 ''').replace("XSS", repr(XSS))
 
 FAIL = "import runicorn as rn\nrun = rn.init(project='vision', name='broken')\nrn.log({'loss': 1.0}, step=0)\nraise RuntimeError('boom')\n"
@@ -138,7 +138,7 @@ def test_every_page_and_json_twin_renders(client, repo_root):
              "/artifacts/mnist-small", "/artifacts/mnist-small?tab=files", "/artifacts/mnist-small?tab=versions",
              "/artifacts/mnist-small?tab=lineage&version=v1", "/artifacts/mnist-small/diff?a=v1&b=v2",
              "/lineage", "/lineage?ref=resnet-tiny:v1&depth=2", f"/lineage?ref=run:{run_id}", "/commits",
-             f"/commits/{sha}", "/data", "/data/data", f"/runs/{run_id}/files/work/notes.txt"]
+             f"/commits/{sha}", "/data", "/data/data", f"/runs/{run_id}/files/outputs/notes.txt"]
     for page in pages:
         html = client.get(page)
         assert html.status_code == 200, (page, html.text[:500])
@@ -196,7 +196,7 @@ def test_run_detail_has_git_environment_config_metrics_logs_files(client):
     assert 2 <= len(loss["step"]) <= 500 and loss["step"][0] == 0 and loss["step"][-1] == 399
     assert "train v2" in d["diff"]  # the dirty work tree at start
     assert "epoch done 0" in d["logs"]
-    assert [f["path"] for f in d["files"]] == ["work/notes.txt"]
+    assert [f["path"] for f in d["files"]] == ["outputs/notes.txt"]
     html = client.get(f"/runs/{run['id']}").text
     assert 'class="chart-data"' in html and "<polyline" in html  # JS chart data + no-JS SVG
     assert 'class="add">+print(&#39;train v2&#39;)' in html
